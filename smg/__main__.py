@@ -1,0 +1,3 @@
+from smg.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""Probes: /health and /liveness (the process answers), /readiness (a worker is routable)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from smg.api.deps import context_of
+
+router = APIRouter()
+
+
+@router.get("/health")
+@router.get("/liveness")
+async def liveness() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readiness")
+async def readiness(request: Request) -> JSONResponse:
+    registry = context_of(request).registry
+    routable = registry.routable_count()
+    body: dict[str, object] = {
+        "status": "ready" if routable else "not_ready",
+        "workers": len(registry),
+        "routable_workers": routable,
+    }
+    if not routable:
+        body["reason"] = (
+            "no worker is registered" if not len(registry) else "no worker is healthy and routable"
+        )
+        return JSONResponse(body, status_code=503)
+    return JSONResponse(body)

@@ -1,0 +1,123 @@
+"""The edge of the gateway, one pure ASGI middleware: request id, HTTP metrics, body limit, auth and
+admission, in that order. The admission permit is held until the response is fully sent (streams too)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Protocol
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from smg.api.admission import Admission
+from smg.api.auth import DATA, KeyAuth, plane_of
+from smg.api.errors import error_response
+from smg.errors import InvalidRequest, PayloadTooLarge, SmgError
+
+_REQUEST_ID = b"x-request-id"
+_ERROR_CODE = b"x-smg-error-code"
+
+
+class HttpObserver(Protocol):
+    def on_start(self) -> None: ...
+    def on_end(self, *, method: str, path: str, status: int, error_code: str, duration: float) -> None: ...
+
+
+class Edge(Protocol):
+    """What the edge needs from the application context (`smg.context.AppContext` provides it)."""
+
+    @property
+    def max_body(self) -> int: ...
+    @property
+    def auth(self) -> KeyAuth: ...
+    @property
+    def admission(self) -> Admission: ...
+    @property
+    def http_observer(self) -> HttpObserver: ...
+
+
+class EdgeMiddleware:
+    """Reads its collaborators from ``app.state.context``, which the lifespan builds before any request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        edge: Edge = scope["app"].state.context
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        request_id = headers.get(_REQUEST_ID) or uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
+        outcome: dict[str, Any] = {"status": 500, "error_code": "", "started": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["started"] = True
+                outcome["status"] = message["status"]
+                raw = list(message.get("headers", ()))
+                for name, value in raw:
+                    if name.lower() == _ERROR_CODE:
+                        outcome["error_code"] = value.decode("latin-1")
+                raw.append((_REQUEST_ID, request_id))
+                message = {**message, "headers": raw}
+            await send(message)
+
+        edge.http_observer.on_start()
+        try:
+            await self._admit(edge, scope, receive, send_with_id, headers)
+        except SmgError as err:
+            if outcome["started"]:
+                raise
+            await error_response(err)(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            edge.http_observer.on_end(
+                method=scope["method"],
+                path=getattr(route, "path", "unmatched"),
+                status=outcome["status"],
+                error_code=outcome["error_code"],
+                duration=time.perf_counter() - started,
+            )
+
+    async def _admit(
+        self, edge: Edge, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
+    ) -> None:
+        plane = plane_of(scope["path"])
+        client = scope.get("client")
+        edge.auth.check(plane, headers, client[0] if client else None)
+        receive = _limit_body(edge.max_body, headers, receive)
+        if plane != DATA:
+            await self.app(scope, receive, send)
+            return
+        await edge.admission.acquire()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            edge.admission.release()
+
+
+def _limit_body(limit: int, headers: dict[bytes, bytes], receive: Receive) -> Receive:
+    """Refuse a declared Content-Length over ``limit`` at once, and count the bytes of any other body."""
+    declared = headers.get(b"content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise InvalidRequest("invalid Content-Length header") from None
+        if length > limit:
+            raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        return message
+
+    return limited

@@ -1,0 +1,37 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from smg import __version__
+from smg.api import admin, chat, health, models
+from smg.api.errors import install_error_handlers
+from smg.api.middleware import EdgeMiddleware
+from smg.context import AppContext, build_context
+from smg.settings import Settings
+
+
+def create_app(settings: Settings, *, context: AppContext | None = None) -> FastAPI:
+    """Build the gateway app. Without ``context`` the app builds its own in its lifespan; with one
+    (tests, the launcher) the caller owns it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if context is not None:
+            app.state.context = context
+            yield
+            return
+        async with build_context(settings) as ctx:
+            app.state.context = ctx
+            yield
+
+    app = FastAPI(title="smg", version=__version__, lifespan=lifespan)
+    for module in (chat, models, health, admin):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(EdgeMiddleware)
+    return app

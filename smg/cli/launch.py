@@ -1,0 +1,99 @@
+"""``smg launch``: run the gateway and its metrics listener until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+import uvicorn
+import uvloop
+
+from smg.app import create_app
+from smg.context import build_context
+from smg.observability.server import metrics_listener
+from smg.settings import Settings
+
+log = logging.getLogger("smg")
+READY_PREFIX = "smg listening on"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that reports when it has started listening."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    return (
+        f"http://[{shown}]:{port}" if ":" in shown and not shown.startswith("[") else f"http://{shown}:{port}"
+    )
+
+
+def _print_ready(url: str, metrics_url: str) -> None:
+    print(f"{READY_PREFIX} {url} (metrics {metrics_url})", flush=True)
+
+
+async def serve(settings: Settings, *, on_ready: Callable[[str, str], None] = _print_ready) -> None:
+    """Serve until SIGINT/SIGTERM. Once listening, calls ``on_ready(url, metrics_url)``; by default
+    that prints one line ``smg listening on URL (metrics METRICS_URL)`` to stdout."""
+    server_cfg = settings.server
+    sock = _bind(server_cfg.host, server_cfg.port)
+    async with build_context(settings) as ctx:
+        app = create_app(settings, context=ctx)
+        config = uvicorn.Config(
+            app,
+            loop="none",
+            http="httptools",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=30,
+        )
+        server = _Server(config)
+        async with metrics_listener(
+            ctx.metrics, host=server_cfg.metrics_host, port=server_cfg.prometheus_port
+        ) as mport:
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+            ready = asyncio.create_task(server.ready.wait())
+            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            if server.started:
+                port = sock.getsockname()[1]
+                on_ready(_url(server_cfg.host, port), f"{_url(server_cfg.metrics_host, mport)}/metrics")
+            await task
+    sock.close()
+
+
+def run(settings: Settings) -> int:
+    """Blocking entry point used by the CLI; returns the process exit code."""
+    try:
+        uvloop.run(serve(settings))
+    except OSError as exc:
+        print(f"smg: error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,67 @@
+"""The ``smg`` command. Bare ``smg [flags]`` is ``smg launch [flags]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from smg import __version__
+from smg.errors import ConfigError
+from smg.settings import add_gateway_flags, settings_from_namespace
+
+_SUBCOMMANDS = ("launch", "demo", "workers")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # one clear line, no usage dump
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="smg", description="OpenAI-compatible, MCP-aware agent gateway")
+    parser.add_argument("--version", action="version", version=f"smg {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    launch = sub.add_parser("launch", help="run the gateway (the default command)")
+    add_gateway_flags(launch)
+
+    demo = sub.add_parser("demo", help="run the gateway with a demo worker on loopback")
+    demo.add_argument(
+        "--port", type=int, default=None, help="gateway port (default: 30000 if free, else any)"
+    )
+
+    from smg.cli import workers
+
+    workers.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0] not in _SUBCOMMANDS and args[0] not in ("-h", "--help", "--version")):
+        args.insert(0, "launch")
+    try:
+        ns = build_parser().parse_args(args)
+        if ns.command == "launch":
+            from smg.cli.launch import run
+            from smg.observability.logs import configure_logging
+
+            settings = settings_from_namespace(ns, os.environ)
+            configure_logging(settings.server.log_level, json=settings.server.log_json)
+            return run(settings)
+        if ns.command == "demo":
+            from smg.cli.demo import run_demo
+
+            return run_demo(port=ns.port)
+        code = ns.handler(ns)
+        assert isinstance(code, int)
+        return code
+    except ConfigError as exc:
+        print(f"smg: error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

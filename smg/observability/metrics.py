@@ -1,0 +1,102 @@
+"""Every smg_* metric, on an injected registry. Nothing outside smg/observability imports
+prometheus_client. Label values come from bounded, server-controlled sets (`Bounded`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# SMG's duration buckets (seconds).
+DURATION_BUCKETS = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 45.0,
+    60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0,
+)  # fmt: skip
+
+
+class Bounded:
+    """Caps the distinct values of one label: past ``limit`` new values become ``other``."""
+
+    def __init__(self, limit: int = 100) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._limit:
+            return "other"
+        self._seen.add(value)
+        return value
+
+
+class Metrics:
+    """The metric families of layers 1-3 (HTTP, router, worker) and discovery."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        b = DURATION_BUCKETS
+        # Layer 1: HTTP
+        self.http_requests = Counter("smg_http_requests", "HTTP requests", ["method", "path"], registry=r)
+        self.http_duration = Histogram(
+            "smg_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "path"],
+            buckets=b,
+            registry=r,
+        )
+        self.http_responses = Counter(
+            "smg_http_responses", "HTTP responses", ["path", "status_code", "error_code"], registry=r
+        )
+        self.http_connections = Gauge("smg_http_connections_active", "HTTP requests in progress", registry=r)
+        self.http_rate_limit = Counter("smg_http_rate_limit", "Admission decisions", ["decision"], registry=r)
+        self.admission_queue_depth = Gauge("smg_http_admission_queue_depth", "Requests waiting", registry=r)
+        self.admission_inflight = Gauge(
+            "smg_http_admission_inflight", "Requests holding a permit", registry=r
+        )
+        # Layer 2: router
+        router_labels = ["router_type", "model", "endpoint", "streaming"]
+        self.router_requests = Counter("smg_router_requests", "Routed requests", router_labels, registry=r)
+        self.router_duration = Histogram(
+            "smg_router_request_duration_seconds",
+            "Routed request duration",
+            router_labels,
+            buckets=b,
+            registry=r,
+        )
+        self.router_errors = Counter(
+            "smg_router_request_errors", "Routed request errors", [*router_labels, "error_type"], registry=r
+        )
+        # Layer 3: workers
+        self.worker_health = Gauge("smg_worker_health", "1 healthy, 0 unhealthy", ["worker"], registry=r)
+        self.worker_active = Gauge("smg_worker_requests_active", "Requests in flight", ["worker"], registry=r)
+        self.worker_cb_state = Gauge(
+            "smg_worker_cb_state", "Breaker state: 0 closed, 1 open, 2 half_open", ["worker"], registry=r
+        )
+        self.worker_cb_transitions = Counter(
+            "smg_worker_cb_transitions", "Breaker transitions", ["worker", "from", "to"], registry=r
+        )
+        self.worker_retries = Counter("smg_worker_retries", "Retries of worker attempts", registry=r)
+        self.worker_retries_exhausted = Counter(
+            "smg_worker_retries_exhausted", "Requests that ran out of attempts", registry=r
+        )
+        self.worker_retry_backoff = Histogram(
+            "smg_worker_retry_backoff_seconds", "Backoff before a retry", buckets=b, registry=r
+        )
+        self.worker_pool_size = Gauge("smg_worker_pool_size", "Registered workers", registry=r)
+        self.worker_selection = Counter(
+            "smg_worker_selection", "Worker selections", ["policy", "worker"], registry=r
+        )
+        self.worker_errors = Counter(
+            "smg_worker_errors", "Failed worker attempts", ["error_type"], registry=r
+        )
+        # Layer 4: discovery
+        self.discovery_registrations = Counter(
+            "smg_discovery_registrations", "Worker pool changes", ["source", "result"], registry=r
+        )
+        self.worker_label = Bounded()
+        self.path_label = Bounded(64)
+        self.model_label = Bounded()
+
+    def render(self) -> bytes:
+        """Prometheus text exposition of the registry."""
+        return generate_latest(self.registry)

@@ -1,0 +1,106 @@
+"""Hook implementations that feed `Metrics`. Each hook is guarded: telemetry never breaks a request."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from smg.observability.metrics import Metrics
+from smg.workers.breaker import BreakerState
+
+log = logging.getLogger("smg.observability")
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def guarded(fn: F) -> F:
+    """Run a telemetry hook; log and swallow any failure (the telemetry guard)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:  # the telemetry guard: a metrics bug must never fail a request
+            log.exception("telemetry hook %s failed", fn.__name__)
+
+    return wrapper  # type: ignore[return-value]  # same signature as fn
+
+
+class WorkerMetrics:
+    """`smg.workers.hooks.WorkerObserver` backed by Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    def _w(self, url: str) -> str:
+        return self._m.worker_label(url)
+
+    @guarded
+    def on_selected(self, policy: str, worker: str) -> None:
+        self._m.worker_selection.labels(policy, self._w(worker)).inc()
+
+    @guarded
+    def on_attempt(self, worker: str, *, active: int) -> None:
+        self._m.worker_active.labels(self._w(worker)).set(active)
+
+    @guarded
+    def on_attempt_done(self, worker: str, *, active: int, error_type: str | None) -> None:
+        self._m.worker_active.labels(self._w(worker)).set(active)
+        if error_type is not None:
+            self._m.worker_errors.labels(error_type).inc()
+
+    @guarded
+    def on_retry(self, *, delay_secs: float, error_type: str) -> None:
+        self._m.worker_retries.inc()
+        self._m.worker_retry_backoff.observe(delay_secs)
+
+    @guarded
+    def on_retries_exhausted(self) -> None:
+        self._m.worker_retries_exhausted.inc()
+
+    @guarded
+    def on_breaker_transition(self, worker: str, old: BreakerState, new: BreakerState) -> None:
+        w = self._w(worker)
+        self._m.worker_cb_state.labels(w).set(int(new))
+        self._m.worker_cb_transitions.labels(w, old.label, new.label).inc()
+
+    @guarded
+    def on_health(self, worker: str, healthy: bool) -> None:
+        w = self._w(worker)
+        self._m.worker_health.labels(w).set(1 if healthy else 0)
+        self._m.worker_cb_state.labels(w)  # the breaker gauge exists (0 = closed) from the first sighting
+
+    @guarded
+    def on_pool_changed(self, workers: list[str], *, source: str, change: str) -> None:
+        self._m.worker_pool_size.set(len(workers))
+        self._m.discovery_registrations.labels(source, change).inc()
+
+
+class HttpMetrics:
+    """`smg.api.middleware.HttpObserver` backed by Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    @guarded
+    def on_start(self) -> None:
+        self._m.http_connections.inc()
+
+    @guarded
+    def on_end(self, *, method: str, path: str, status: int, error_code: str, duration: float) -> None:
+        m = self._m
+        path = m.path_label(path)
+        m.http_connections.dec()
+        m.http_requests.labels(method, path).inc()
+        m.http_duration.labels(method, path).observe(duration)
+        m.http_responses.labels(path, str(status), error_code).inc()
+
+    @guarded
+    def on_admission(self, decision: str) -> None:
+        self._m.http_rate_limit.labels(decision).inc()
+
+    @guarded
+    def on_queue(self, *, queued: int, inflight: int) -> None:
+        self._m.admission_queue_depth.set(queued)
+        self._m.admission_inflight.set(inflight)

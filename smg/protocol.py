@@ -1,0 +1,92 @@
+"""OpenAI wire format: what the gateway must read of a chat request, and SSE framing.
+
+The hot path parses the body once with orjson and validates only the fields the gateway acts on;
+everything else is forwarded byte for byte (the original body is what the worker receives).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from smg.errors import InvalidJson, InvalidRequest, SmgError
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated chat completion request. ``raw`` is the body exactly as the client sent it."""
+
+    raw: bytes
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def affinity_key(self) -> bytes:
+        """Routing prefix for cache-aware selection: the start of the first message."""
+        first = self.body["messages"][0]
+        content = first.get("content")
+        text = content if isinstance(content, str) else orjson.dumps(content).decode()
+        return text[:512].encode()
+
+
+def _require(cond: bool, message: str, param: str) -> None:
+    if not cond:
+        raise InvalidRequest(message, param=param)
+
+
+def parse_chat_request(raw: bytes, *, headers: dict[str, str]) -> ChatRequest:
+    """Parse and validate a chat completion body. Raises InvalidJson or InvalidRequest (with ``param``)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+    _require(isinstance(body, dict), "request body must be a JSON object", "body")
+    model = body.get("model")
+    _require(
+        isinstance(model, str) and bool(model), "'model' is required and must be a non-empty string", "model"
+    )
+    messages = body.get("messages")
+    _require(
+        isinstance(messages, list) and len(messages) > 0,
+        "'messages' is required and must be a non-empty array",
+        "messages",
+    )
+    for i, message in enumerate(messages):
+        _require(
+            isinstance(message, dict) and isinstance(message.get("role"), str),
+            f"messages[{i}] must be an object with a string 'role'",
+            f"messages[{i}]",
+        )
+    stream = body.get("stream", False)
+    _require(stream is None or isinstance(stream, bool), "'stream' must be a boolean", "stream")
+    options = body.get("stream_options")
+    _require(
+        options is None or isinstance(options, dict), "'stream_options' must be an object", "stream_options"
+    )
+    tools = body.get("tools")
+    _require(tools is None or isinstance(tools, list), "'tools' must be an array", "tools")
+    if tools:
+        for i, tool in enumerate(tools):
+            _require(
+                isinstance(tool, dict) and isinstance(tool.get("type"), str),
+                f"tools[{i}] must be an object with a string 'type'",
+                f"tools[{i}]",
+            )
+    assert isinstance(model, str)
+    return ChatRequest(raw=raw, body=body, model=model, stream=bool(stream), headers=headers)
+
+
+def error_payload(err: SmgError) -> dict[str, Any]:
+    """The OpenAI error object for ``err``."""
+    return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+
+
+def sse_error_event(err: SmgError) -> bytes:
+    """An SSE data event carrying an OpenAI error object, for failures after the stream started."""
+    return b"data: " + orjson.dumps(error_payload(err)) + b"\n\n"

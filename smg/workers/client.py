@@ -1,0 +1,149 @@
+"""HTTP client for gateway -> worker traffic, on aiohttp (httpx's default transport is ~8x slower
+on this path; see docs/adr/0002-aiohttp-worker-client.md). Maps transport failures onto the error tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from smg.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
+from smg.workers.worker import Worker
+
+
+class UpstreamResponse:
+    """An open worker response: status and headers arrived, the body has not been read."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, worker: Worker) -> None:
+        self._resp = resp
+        self.worker = worker
+        self.status = resp.status
+        self.content_type = resp.headers.get("Content-Type", "application/json")
+
+    async def read(self) -> bytes:
+        """The whole body. Raises UpstreamError subclasses on transport failure."""
+        with _mapped(self.worker):
+            return await self._resp.read()
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive. Raises UpstreamError subclasses when the stream breaks."""
+        with _mapped(self.worker):
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+
+
+@contextmanager
+def _mapped(worker: Worker) -> Iterator[None]:
+    """Translate aiohttp/asyncio failures into UpstreamError subclasses naming the worker."""
+    url = worker.url
+    try:
+        yield
+    except UpstreamError:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout(f"worker {url} timed out", worker=url) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise UpstreamProtocolError(f"worker {url} broke the response", worker=url) from exc
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise UpstreamConnectError(f"worker {url} is unreachable", worker=url) from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamProtocolError(f"worker {url}: {type(exc).__name__}", worker=url) from exc
+
+
+class WorkerClient:
+    """One pooled aiohttp session for every worker. Create and close inside the running loop."""
+
+    def __init__(self, *, request_timeout_secs: float, connect_timeout_secs: float = 10.0) -> None:
+        self._request_timeout = request_timeout_secs
+        self._connect_timeout = connect_timeout_secs
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> WorkerClient:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            json_serialize=lambda o: orjson.dumps(o).decode(),
+            skip_auto_headers=("User-Agent",),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("WorkerClient used outside its context")
+        return self._session
+
+    @staticmethod
+    def _auth(worker: Worker, headers: Mapping[str, str]) -> dict[str, str]:
+        out = dict(headers)
+        if worker.api_key:
+            out["Authorization"] = f"Bearer {worker.api_key}"
+        return out
+
+    @asynccontextmanager
+    async def post(
+        self, worker: Worker, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool
+    ) -> AsyncIterator[UpstreamResponse]:
+        """POST ``body`` to the worker; yields once the status line and headers arrived.
+
+        For a stream the request timeout bounds each read, otherwise the whole exchange.
+        Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError.
+        """
+        if stream:
+            timeout = aiohttp.ClientTimeout(
+                sock_connect=self._connect_timeout, sock_read=self._request_timeout
+            )
+        else:
+            timeout = aiohttp.ClientTimeout(total=self._request_timeout, sock_connect=self._connect_timeout)
+        with _mapped(worker):
+            async with self.session.post(
+                worker.url + path, data=body, headers=self._auth(worker, headers), timeout=timeout
+            ) as resp:
+                yield UpstreamResponse(resp, worker)
+
+    async def get_json(self, worker: Worker, path: str, *, timeout_secs: float) -> Any:
+        """GET a JSON document. Raises UpstreamError (UpstreamProtocolError on non-2xx or bad JSON)."""
+        timeout = aiohttp.ClientTimeout(total=timeout_secs)
+        with _mapped(worker):
+            async with self.session.get(
+                worker.url + path, headers=self._auth(worker, {}), timeout=timeout
+            ) as r:
+                body = await r.read()
+                if r.status >= 300:
+                    raise UpstreamProtocolError(
+                        f"worker {worker.url}{path} answered {r.status}", worker=worker.url
+                    )
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(
+                f"worker {worker.url}{path} sent invalid JSON", worker=worker.url
+            ) from None
+
+    async def probe(self, worker: Worker, path: str, *, timeout_secs: float) -> bool:
+        """True when GET ``path`` answers 2xx within the timeout."""
+        timeout = aiohttp.ClientTimeout(total=timeout_secs)
+        try:
+            with _mapped(worker):
+                async with self.session.get(
+                    worker.url + path, headers=self._auth(worker, {}), timeout=timeout
+                ) as r:
+                    await r.read()
+                    return 200 <= r.status < 300
+        except UpstreamError:
+            return False

@@ -1,0 +1,204 @@
+"""Dispatch one request to a worker: select -> attempt (with retries) -> record the outcome.
+
+``complete`` returns a finished response (its body read inside the attempt, so a broken body is retried).
+``open_stream`` retries until a worker answers 2xx headers; from then on nothing is retried, because
+bytes are about to reach the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TypeVar
+
+import tenacity
+
+from smg.errors import NoAvailableWorkers, UpstreamError, UpstreamStatusError
+from smg.settings import RetrySettings
+from smg.workers.client import UpstreamResponse, WorkerClient
+from smg.workers.hooks import WorkerObserver
+from smg.workers.policies import SelectionPolicy
+from smg.workers.retry import RETRYABLE_STATUS, Sleep, error_type, is_retryable, retrying
+from smg.workers.worker import Worker, WorkerRegistry
+
+T = TypeVar("T")
+CHAT_PATH = "/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class Completed:
+    status: int
+    content_type: str
+    body: bytes
+    worker: str
+
+
+def _record(worker: Worker, status: int | None, exc: UpstreamError | None) -> str | None:
+    """Feed the breaker; returns the error type label (None on success).
+
+    429 counts as neither success nor failure, and so does an attempt without a verdict (both None).
+    """
+    if exc is not None:
+        if not (isinstance(exc, UpstreamStatusError) and exc.upstream_status == 429):
+            worker.breaker.record_failure()
+        return error_type(exc)
+    if status is None:
+        return None  # no verdict: the client went away or the attempt was cancelled
+    if status == 408 or status >= 500:
+        worker.breaker.record_failure()
+        return f"status_{status}" if status in RETRYABLE_STATUS else "status_other"
+    if status != 429:
+        worker.breaker.record_success()
+    return None
+
+
+class UpstreamStream:
+    """A worker stream that answered 2xx. Iterate `chunks()`, then `aclose()` exactly once."""
+
+    def __init__(self, resp: UpstreamResponse, stack: AsyncExitStack, dispatcher: Dispatcher) -> None:
+        self._resp = resp
+        self._stack = stack
+        self._dispatcher = dispatcher
+        self.worker = resp.worker
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._resp.iter_chunks()
+
+    async def aclose(self, *, failure: UpstreamError | None = None, completed: bool = True) -> None:
+        """Release the connection; record success, ``failure``, or nothing (client went away)."""
+        # Record first: the close below may be interrupted when the client's disconnect cancels us.
+        self._dispatcher._finish(self.worker, 200 if completed and failure is None else None, failure)
+        await self._stack.aclose()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        client: WorkerClient,
+        policy: SelectionPolicy,
+        retry: RetrySettings,
+        *,
+        observer: WorkerObserver,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._registry = registry
+        self._client = client
+        self._policy = policy
+        self._retry = retry
+        self._observer = observer
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def complete(
+        self, model: str, body: bytes, *, headers: Mapping[str, str], affinity_key: bytes | None
+    ) -> Completed:
+        """Send a non-streaming request. Raises NoAvailableWorkers, ModelNotFound, UpstreamError."""
+
+        async def once(worker: Worker) -> Completed:
+            self._begin(worker)
+            status: int | None = None
+            failure: UpstreamError | None = None
+            try:
+                async with self._client.post(worker, CHAT_PATH, body, headers=headers, stream=False) as resp:
+                    data = await resp.read()
+                    status = resp.status
+                    if status in RETRYABLE_STATUS:
+                        raise UpstreamStatusError(
+                            status, data, content_type=resp.content_type, worker=worker.url
+                        )
+                    return Completed(status, resp.content_type, data, worker.url)
+            except UpstreamError as exc:
+                failure = exc
+                raise
+            finally:
+                self._finish(worker, status, failure)
+
+        return await self._with_retries(model, affinity_key, once)
+
+    async def open_stream(
+        self, model: str, body: bytes, *, headers: Mapping[str, str], affinity_key: bytes | None
+    ) -> UpstreamStream:
+        """Open a streaming request on a worker that answers 2xx.
+
+        Raises NoAvailableWorkers, ModelNotFound, UpstreamError (a non-2xx answer as UpstreamStatusError).
+        """
+
+        async def once(worker: Worker) -> UpstreamStream:
+            self._begin(worker)
+            stack = AsyncExitStack()
+            try:
+                resp = await stack.enter_async_context(
+                    self._client.post(worker, CHAT_PATH, body, headers=headers, stream=True)
+                )
+                if resp.status >= 300:
+                    data = await resp.read()
+                    raise UpstreamStatusError(
+                        resp.status, data, content_type=resp.content_type, worker=worker.url
+                    )
+            except UpstreamError as exc:
+                await stack.aclose()
+                self._finish(worker, None, exc)
+                raise
+            except BaseException:
+                await stack.aclose()
+                self._finish(worker, None, None)
+                raise
+            return UpstreamStream(resp, stack, self)
+
+        return await self._with_retries(model, affinity_key, once)
+
+    async def _with_retries(
+        self, model: str, affinity_key: bytes | None, once: Callable[[Worker], Awaitable[T]]
+    ) -> T:
+        tried: set[str] = set()
+        last: UpstreamError | None = None
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            label = error_type(exc) if isinstance(exc, UpstreamError) else "other"
+            delay = state.next_action.sleep if state.next_action else 0.0
+            self._observer.on_retry(delay_secs=delay, error_type=label)
+
+        try:
+            async for attempt in retrying(
+                self._retry, sleep=self._sleep, rng=self._rng, before_sleep=before_sleep
+            ):
+                with attempt:
+                    try:
+                        worker = self._select(model, affinity_key, tried)
+                    except NoAvailableWorkers:
+                        if last is not None:
+                            raise last from None
+                        raise
+                    tried.add(worker.url)
+                    try:
+                        return await once(worker)
+                    except UpstreamError as exc:
+                        last = exc
+                        raise
+        except UpstreamError as exc:
+            if len(tried) > 0 and self._retry.attempts > 1 and is_retryable(exc):
+                self._observer.on_retries_exhausted()
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _select(self, model: str, affinity_key: bytes | None, tried: set[str]) -> Worker:
+        candidates = self._registry.candidates(model)
+        untried = [w for w in candidates if w.url not in tried] or candidates
+        worker = self._policy.select(untried, affinity_key=affinity_key)
+        self._observer.on_selected(self._policy.name, worker.url)
+        return worker
+
+    def _begin(self, worker: Worker) -> None:
+        worker.in_flight += 1
+        self._observer.on_attempt(worker.url, active=worker.in_flight)
+
+    def _finish(self, worker: Worker, status: int | None, failure: UpstreamError | None) -> None:
+        worker.in_flight -= 1
+        label = _record(worker, status, failure)
+        self._observer.on_attempt_done(worker.url, active=worker.in_flight, error_type=label)

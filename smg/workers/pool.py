@@ -1,0 +1,119 @@
+"""The worker pool: registers workers (discovering their models), removes them, and probes their health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from smg.errors import InvalidRequest, UpstreamError
+from smg.settings import BreakerSettings, HealthSettings
+from smg.workers.breaker import BreakerState, CircuitBreaker
+from smg.workers.client import WorkerClient
+from smg.workers.hooks import WorkerObserver
+from smg.workers.worker import Worker, WorkerRegistry
+
+log = logging.getLogger("smg.workers")
+MODELS_PATH = "/v1/models"
+
+
+def _model_ids(doc: Any) -> frozenset[str]:
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("no data list")
+    return frozenset(m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str))
+
+
+class WorkerPool:
+    """Owns the registry's membership and the health of its workers."""
+
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        client: WorkerClient,
+        *,
+        breaker: BreakerSettings,
+        health: HealthSettings,
+        observer: WorkerObserver,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self._client = client
+        self._breaker = breaker
+        self._health = health
+        self._observer = observer
+        self._clock = clock
+        self._streaks: dict[str, int] = {}  # url -> +n consecutive good probes, -n consecutive bad
+
+    async def add(self, url: str, *, api_key: str | None = None, source: str = "admin") -> Worker:
+        """Register a worker and discover its models. An unreachable worker is registered unhealthy
+        and picked up by the prober once it answers. Raises InvalidRequest, WorkerExists."""
+        url = url.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise InvalidRequest(f"worker URL must start with http:// or https://: {url!r}", param="url")
+
+        def transition(old: BreakerState, new: BreakerState) -> None:
+            log.info("worker %s breaker %s -> %s", url, old.label, new.label)
+            self._observer.on_breaker_transition(url, old, new)
+
+        worker = Worker(
+            url=url,
+            api_key=api_key,
+            breaker=CircuitBreaker(self._breaker, clock=self._clock, on_transition=transition),
+        )
+        self.registry.add(worker)
+        await self._discover(worker)
+        worker.healthy = worker.models is not None or not self._health.enabled
+        self._observer.on_health(url, worker.healthy)
+        self._observer.on_pool_changed([w.url for w in self.registry], source=source, change="added")
+        log.info("worker %s added (models=%s, healthy=%s)", url, sorted(worker.models or ()), worker.healthy)
+        return worker
+
+    async def remove(self, key: str, *, source: str = "admin") -> Worker:
+        """Remove by URL or id. Raises WorkerNotFound. In-flight requests to it finish normally."""
+        worker = self.registry.remove(key)
+        self._streaks.pop(worker.url, None)
+        self._observer.on_pool_changed([w.url for w in self.registry], source=source, change="removed")
+        log.info("worker %s removed", worker.url)
+        return worker
+
+    async def _discover(self, worker: Worker) -> None:
+        try:
+            doc = await self._client.get_json(worker, MODELS_PATH, timeout_secs=self._health.timeout_secs)
+            worker.models = _model_ids(doc)
+        except (UpstreamError, ValueError, KeyError) as exc:
+            log.warning("worker %s: model discovery failed: %s", worker.url, exc)
+
+    async def probe_once(self) -> None:
+        """Probe every worker once, concurrently, and apply the thresholds."""
+        await asyncio.gather(*(self._probe(w) for w in self.registry))
+
+    async def _probe(self, worker: Worker) -> None:
+        ok = await self._client.probe(worker, self._health.endpoint, timeout_secs=self._health.timeout_secs)
+        if ok and worker.models is None:
+            await self._discover(worker)
+            ok = worker.models is not None
+        if worker.url not in self.registry:
+            return
+        streak = self._streaks.get(worker.url, 0)
+        streak = (max(streak, 0) + 1) if ok else (min(streak, 0) - 1)
+        self._streaks[worker.url] = streak
+        if worker.healthy and -streak >= self._health.failure_threshold:
+            self._set_health(worker, False)
+        elif not worker.healthy and streak >= self._health.success_threshold:
+            self._set_health(worker, True)
+
+    def _set_health(self, worker: Worker, healthy: bool) -> None:
+        worker.healthy = healthy
+        log.warning("worker %s is now %s", worker.url, "healthy" if healthy else "unhealthy")
+        self._observer.on_health(worker.url, healthy)
+
+    async def run_prober(self) -> None:
+        """Probe forever every ``interval_secs`` (a no-op loop exit when health checks are disabled)."""
+        if not self._health.enabled:
+            return
+        while True:
+            await asyncio.sleep(self._health.interval_secs)
+            await self.probe_once()
