@@ -21,7 +21,7 @@ log = logging.getLogger("smg")
 READY_PREFIX = "smg listening on"
 
 
-class _Server(uvicorn.Server):
+class ReadyServer(uvicorn.Server):
     """uvicorn server that reports when it has started listening."""
 
     def __init__(self, config: uvicorn.Config) -> None:
@@ -71,7 +71,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str, str], None] = _p
             server_header=False,
             timeout_graceful_shutdown=30,
         )
-        server = _Server(config)
+        server = ReadyServer(config)
         async with metrics_listener(
             ctx.metrics, host=server_cfg.metrics_host, port=server_cfg.prometheus_port
         ) as mport:
