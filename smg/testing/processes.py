@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import IO
 
 _PR_SET_PDEATHSIG = 1
 
@@ -22,11 +24,22 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+_LINES: dict[int, queue.Queue[str | None]] = {}
+_PUMPS: dict[int, threading.Thread] = {}
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    with stream:
+        for line in stream:
+            lines.put(line)
+    lines.put(None)
+
+
 def spawn(
     args: Sequence[str], *, env: dict[str, str] | None = None, stderr: int | None = None
 ) -> subprocess.Popen[str]:
-    """Start ``args`` with stdout piped (text) and a parent-death SIGTERM on Linux."""
-    return subprocess.Popen(
+    """Start ``args`` with stdout piped (text, read by a daemon thread) and a parent-death SIGTERM."""
+    proc = subprocess.Popen(
         list(args),
         stdout=subprocess.PIPE,
         stderr=stderr,
@@ -35,28 +48,32 @@ def spawn(
         env=env,
         preexec_fn=_die_with_parent,  # only prctl, no locks: safe between fork and exec
     )
+    lines: queue.Queue[str | None] = queue.Queue()
+    _LINES[proc.pid] = lines
+    assert proc.stdout is not None
+    pump = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+    pump.start()
+    _PUMPS[proc.pid] = pump
+    return proc
 
 
 def wait_for_line(proc: subprocess.Popen[str], prefix: str, *, timeout: float = 30.0) -> str:
-    """Read stdout until a line starting with ``prefix``; returns the rest of that line, stripped.
+    """Read stdout lines until one starts with ``prefix``; returns the rest of that line, stripped.
 
-    Raises TimeoutError after ``timeout`` seconds, RuntimeError if the process exits first.
+    Only for processes started with `spawn`. Raises TimeoutError after ``timeout`` seconds,
+    RuntimeError if the process closes stdout first.
     """
-    assert proc.stdout is not None
+    lines = _LINES[proc.pid]
     deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no {prefix!r} line from {proc.args!r} within {timeout}s")
-            if not sel.select(remaining):
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{proc.args!r} exited (code {proc.wait(5)}) before printing {prefix!r}")
-            if line.startswith(prefix):
-                return line[len(prefix) :].strip()
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError(f"no {prefix!r} line from {proc.args!r} within {timeout}s") from None
+        if line is None:
+            raise RuntimeError(f"{proc.args!r} closed stdout before printing {prefix!r}")
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
 
 
 def stop(proc: subprocess.Popen[str], *, timeout: float = 10.0) -> int:
@@ -68,8 +85,10 @@ def stop(proc: subprocess.Popen[str], *, timeout: float = 10.0) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
-    if proc.stdout is not None:
-        proc.stdout.close()
+    _LINES.pop(proc.pid, None)
+    pump = _PUMPS.pop(proc.pid, None)
+    if pump is not None:
+        pump.join(timeout)  # it closes stdout at EOF
     return proc.returncode
 
 

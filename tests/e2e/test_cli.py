@@ -1,0 +1,60 @@
+"""The smg command as a user runs it: the demo, and `smg workers` against a running gateway."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+from smg.testing.processes import pid_alive, spawn, stop, wait_for_line
+from tests.e2e.conftest import Procs, poll
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_demo_answers_its_own_curl_and_stops_with_nothing_left_behind() -> None:
+    demo = spawn([sys.executable, "-m", "smg", "demo", "--port", "0"])
+    try:
+        wait_for_line(demo, "smg demo is running")
+        lines = [wait_for_line(demo, "  ") for _ in range(3)]  # gateway, worker, first curl
+        curl = next(line for line in lines if line.startswith("curl -s "))
+        children = _children(demo.pid)
+        assert children, "the demo worker runs as a child process"
+        out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True)
+        reply = json.loads(out.stdout)
+        assert reply["choices"][0]["message"]["content"] == "echo: Hello from smg"
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(20) == 0
+        poll(lambda: not any(pid_alive(p) for p in children), timeout=10)
+    finally:
+        stop(demo)
+
+
+def _smg(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "smg", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_workers_cli_lists_adds_and_removes_through_the_admin_api(procs: Procs) -> None:
+    _, first = procs.worker()
+    _, second = procs.worker()
+    _, gw = procs.gateway("--worker-urls", first, "--admin-api-key", "adm", "--api-key", "data")
+    common = ("workers", "--gateway", gw, "--admin-key", "adm")
+
+    listed = json.loads(_smg(*common, "list", "--json").stdout)
+    assert [w["url"] for w in listed] == [first]
+
+    added = _smg(*common, "add", second, "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["url"] == second
+
+    removed = _smg(*common, "remove", first)
+    assert removed.returncode == 0
+    assert [w["url"] for w in json.loads(_smg(*common, "list", "--json").stdout)] == [second]
+
+    refused = _smg("workers", "--gateway", gw, "--admin-key", "data", "list")
+    assert refused.returncode != 0
+    assert refused.stderr.strip().count("\n") == 0 and "403" in refused.stderr
