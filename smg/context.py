@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
 from smg.observability.metrics import Metrics
-from smg.observability.observers import HttpMetrics, WorkerMetrics
+from smg.observability.observers import HttpMetrics, RouterMetrics, WorkerMetrics
 from smg.routing.chat import ChatService
 from smg.settings import Settings
 from smg.workers.client import WorkerClient
@@ -101,5 +101,5 @@ async def build_context(
             admission=admission,
             pool=pool,
             dispatcher=dispatcher,
-            chat=ChatService(dispatcher),
+            chat=ChatService(dispatcher, observer=RouterMetrics(metrics)),
         )

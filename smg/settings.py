@@ -244,6 +244,10 @@ def _check(cond: bool, message: str) -> None:
 
 def _validate_url(url: str) -> str:
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  # urlsplit validates the port only when it is read
+    except ValueError:
+        raise ConfigError(f"--worker-urls: invalid port in {url!r}") from None
     _check(parts.scheme in ("http", "https") and bool(parts.hostname), f"--worker-urls: invalid URL {url!r}")
     return url.rstrip("/")
 

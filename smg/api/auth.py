@@ -29,10 +29,15 @@ def _matches(key: bytes, keys: Sequence[bytes]) -> bool:
 
 
 def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
     try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # an IPv4 client seen through a dual-stack socket
+    return ip.is_loopback
 
 
 def presented_key(headers: Mapping[bytes, bytes]) -> bytes | None:

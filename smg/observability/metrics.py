@@ -96,6 +96,7 @@ class Metrics:
         self.worker_label = Bounded()
         self.path_label = Bounded(64)
         self.model_label = Bounded()
+        self.error_label = Bounded(64)
 
     def render(self) -> bytes:
         """Prometheus text exposition of the registry."""

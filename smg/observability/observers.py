@@ -104,3 +104,21 @@ class HttpMetrics:
     def on_queue(self, *, queued: int, inflight: int) -> None:
         self._m.admission_queue_depth.set(queued)
         self._m.admission_inflight.set(inflight)
+
+
+class RouterMetrics:
+    """`smg.routing.chat.RouterObserver` backed by Prometheus metrics (HTTP router, chat endpoint)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    @guarded
+    def on_routed(self, model: str, *, streaming: bool, duration: float, error_code: str | None) -> None:
+        m = self._m
+        # A client-chosen name no worker serves must not become a label value.
+        model_label = "unknown" if error_code == "model_not_found" else m.model_label(model)
+        labels = ("http", model_label, "chat", "true" if streaming else "false")
+        m.router_requests.labels(*labels).inc()
+        m.router_duration.labels(*labels).observe(duration)
+        if error_code is not None:
+            m.router_errors.labels(*labels, m.error_label(error_code)).inc()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
-import zlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -70,6 +70,11 @@ class PowerOfTwo:
         return a if a.in_flight <= b.in_flight else b
 
 
+def _score(key: bytes, url: str) -> int:
+    # A keyed cryptographic hash: CRC-style hashes are affine, so their rendezvous split is uneven.
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8, key=url.encode()[:64]).digest(), "big")
+
+
 class CacheAware:
     """Prefix affinity: requests sharing a prompt prefix go to the same worker (rendezvous hashing),
     so the worker's prefix cache is reused; when that worker is much busier than the least loaded one
@@ -85,7 +90,7 @@ class CacheAware:
     def select(self, candidates: Sequence[Worker], *, affinity_key: bytes | None) -> Worker:
         if affinity_key is None:
             return self._fallback.select(candidates, affinity_key=None)
-        chosen = max(candidates, key=lambda w: zlib.crc32(affinity_key + w.url.encode()))
+        chosen = max(candidates, key=lambda w: _score(affinity_key, w.url))
         least = min(candidates, key=lambda w: w.in_flight)
         if (
             chosen.in_flight - least.in_flight > self._balance_abs
