@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from smg import __version__
 from smg.api import admin, chat, health, models
@@ -32,6 +33,13 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     app = FastAPI(title="smg", version=__version__, lifespan=lifespan)
     for module in (chat, models, health, admin):
         app.include_router(module.router)
+    # (regex, template) of every route, for labelling requests the edge refuses before routing.
+    app.state.route_templates = [
+        (route.path_regex, route.path)
+        for module in (chat, models, health, admin)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+    ]
     install_error_handlers(app)
     app.add_middleware(EdgeMiddleware)
     return app

@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from smg.errors import InvalidRequest, MethodNotAllowed, SmgError, UnknownUrl, UpstreamStatusError
+from smg.errors import (
+    InvalidJson,
+    InvalidRequest,
+    MethodNotAllowed,
+    SmgError,
+    UnknownUrl,
+    UpstreamStatusError,
+)
 from smg.protocol import error_payload
 
 log = logging.getLogger("smg.api")
@@ -53,6 +60,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return error_response(InvalidJson("request body is not valid JSON"))
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         return error_response(
             InvalidRequest(f"invalid request: {first.get('msg', 'bad input')}", param=param)

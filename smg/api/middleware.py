@@ -1,4 +1,4 @@
-"""The edge of the gateway, one pure ASGI middleware: request id, HTTP metrics, body limit, auth and
+"""The edge of the gateway, one pure ASGI middleware: request id, HTTP metrics, auth, body limit and
 admission, in that order. The admission permit is held until the response is fully sent (streams too)."""
 
 from __future__ import annotations
@@ -73,10 +73,9 @@ class EdgeMiddleware:
                 raise
             await error_response(err)(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
             edge.http_observer.on_end(
                 method=scope["method"],
-                path=getattr(route, "path", "unmatched"),
+                path=_route_template(scope),
                 status=outcome["status"],
                 error_code=outcome["error_code"],
                 duration=time.perf_counter() - started,
@@ -121,3 +120,14 @@ def _limit_body(limit: int, headers: dict[bytes, bytes], receive: Receive) -> Re
         return message
 
     return limited
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template; for requests refused before routing, the route they asked for."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    for pattern, template in scope["app"].state.route_templates:
+        if pattern.match(scope["path"]):
+            return str(template)
+    return "unmatched"

@@ -34,12 +34,9 @@ class ChatService:
         started = time.perf_counter()
         error: str | None = None
         try:
-            done = await self._dispatcher.complete(
+            return await self._dispatcher.complete(
                 request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
             )
-            if done.status >= 400:
-                error = f"upstream_{done.status}"
-            return done
         except SmgError as exc:
             error = exc.code
             raise

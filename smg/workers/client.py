@@ -90,7 +90,8 @@ class WorkerClient:
 
     @staticmethod
     def _auth(worker: Worker, headers: Mapping[str, str]) -> dict[str, str]:
-        out = dict(headers)
+        # identity: bodies are relayed as bytes without their Content-Encoding, so ask for none.
+        out = {"Accept-Encoding": "identity", **headers}
         if worker.api_key:
             out["Authorization"] = f"Bearer {worker.api_key}"
         return out

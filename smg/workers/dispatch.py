@@ -37,21 +37,25 @@ class Completed:
 
 
 def _record(worker: Worker, status: int | None, exc: UpstreamError | None) -> str | None:
-    """Feed the breaker; returns the error type label (None on success).
+    """Feed the breaker from one attempt; returns the worker error label, None when the worker did fine.
 
-    429 counts as neither success nor failure, and so does an attempt without a verdict (both None).
+    Judged by status wherever there is one: 408 and 5xx are failures, 429 counts as neither, other
+    statuses (a client's 4xx included) are successes. Transport errors are failures. Both arguments
+    None means no verdict (the client went away or the attempt was cancelled).
     """
-    if exc is not None:
-        if not (isinstance(exc, UpstreamStatusError) and exc.upstream_status == 429):
-            worker.breaker.record_failure()
+    if isinstance(exc, UpstreamStatusError):
+        status = exc.upstream_status
+    elif exc is not None:
+        worker.breaker.record_failure()
         return error_type(exc)
     if status is None:
-        return None  # no verdict: the client went away or the attempt was cancelled
+        return None
+    if status == 429:
+        return "status_429"
     if status == 408 or status >= 500:
         worker.breaker.record_failure()
         return f"status_{status}" if status in RETRYABLE_STATUS else "status_other"
-    if status != 429:
-        worker.breaker.record_success()
+    worker.breaker.record_success()
     return None
 
 
@@ -107,7 +111,7 @@ class Dispatcher:
                 async with self._client.post(worker, CHAT_PATH, body, headers=headers, stream=False) as resp:
                     data = await resp.read()
                     status = resp.status
-                    if status in RETRYABLE_STATUS:
+                    if status >= 300:  # retried only when retryable; otherwise passed through as is
                         raise UpstreamStatusError(
                             status, data, content_type=resp.content_type, worker=worker.url
                         )

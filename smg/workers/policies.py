@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Sequence
@@ -70,9 +71,15 @@ class PowerOfTwo:
         return a if a.in_flight <= b.in_flight else b
 
 
+@functools.lru_cache(maxsize=4096)
+def _url_key(url: str) -> bytes:
+    return hashlib.blake2b(url.encode(), digest_size=32).digest()
+
+
 def _score(key: bytes, url: str) -> int:
-    # A keyed cryptographic hash: CRC-style hashes are affine, so their rendezvous split is uneven.
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8, key=url.encode()[:64]).digest(), "big")
+    # A keyed cryptographic hash over the whole URL: CRC-style hashes are affine, so their rendezvous
+    # split is uneven, and a raw URL prefix as key would make long URLs that differ late collide.
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8, key=_url_key(url)).digest(), "big")
 
 
 class CacheAware:

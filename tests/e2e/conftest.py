@@ -15,8 +15,6 @@ from smg.cli.launch import READY_PREFIX as GATEWAY_READY
 from smg.testing.processes import spawn, stop, wait_for_line
 from smg.testing.worker import READY_PREFIX as WORKER_READY
 
-pytestmark = pytest.mark.e2e
-
 
 class Procs:
     def __init__(self) -> None:

@@ -7,8 +7,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from smg.testing.processes import pid_alive, spawn, stop, wait_for_line
 from tests.e2e.conftest import Procs, poll
+
+pytestmark = pytest.mark.e2e
 
 
 def _children(pid: int) -> list[int]:

@@ -8,6 +8,7 @@ import threading
 
 import httpx
 import orjson
+import pytest
 
 from tests.e2e.conftest import Procs, poll, status_of
 
@@ -21,6 +22,8 @@ FAST_HEALTH = (
     "--health-check-timeout-secs",
     "1",
 )
+
+pytestmark = pytest.mark.e2e
 
 
 def _body(model: str, text: str, *, stream: bool = False) -> dict[str, object]:

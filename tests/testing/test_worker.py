@@ -37,17 +37,20 @@ def _tool(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
 
 
-async def _chat(http: aiohttp.ClientSession, worker: RunningWorker, body: dict[str, Any],
-                **kwargs: Any) -> tuple[int, Any]:
-    async with http.post(f"{worker.url}/v1/chat/completions", json={"model": "mock-model", **body},
-                         **kwargs) as response:
+async def _chat(
+    http: aiohttp.ClientSession, worker: RunningWorker, body: dict[str, Any], **kwargs: Any
+) -> tuple[int, Any]:
+    async with http.post(
+        f"{worker.url}/v1/chat/completions", json={"model": "mock-model", **body}, **kwargs
+    ) as response:
         return response.status, await response.json()
 
 
 async def _stream(http: aiohttp.ClientSession, worker: RunningWorker, body: dict[str, Any]) -> list[Any]:
     """Return the decoded SSE data payloads, with the literal string "[DONE]" for the terminator."""
-    async with http.post(f"{worker.url}/v1/chat/completions",
-                         json={"model": "mock-model", "stream": True, **body}) as response:
+    async with http.post(
+        f"{worker.url}/v1/chat/completions", json={"model": "mock-model", "stream": True, **body}
+    ) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         text = await response.text()
@@ -73,9 +76,14 @@ async def test_models_lists_configured_models(worker: RunningWorker, http: aioht
 
 
 async def test_non_stream_chat_echoes_last_user_message_with_usage(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
-    messages = [{"role": "system", "content": "be brief"}, _user("first"),
-                {"role": "assistant", "content": "ok"}, _user("hello there world")]
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        _user("first"),
+        {"role": "assistant", "content": "ok"},
+        _user("hello there world"),
+    ]
     status, body = await _chat(http, worker, {"messages": messages})
     assert status == 200
     assert body["object"] == "chat.completion"
@@ -89,14 +97,18 @@ async def test_non_stream_chat_echoes_last_user_message_with_usage(
 
 
 async def test_list_content_parts_are_joined(worker: RunningWorker, http: aiohttp.ClientSession) -> None:
-    parts = [{"type": "text", "text": "alpha"}, {"type": "image_url", "image_url": {"url": "x"}},
-             {"type": "text", "text": "beta"}]
+    parts = [
+        {"type": "text", "text": "alpha"},
+        {"type": "image_url", "image_url": {"url": "x"}},
+        {"type": "text", "text": "beta"},
+    ]
     _, body = await _chat(http, worker, {"messages": [{"role": "user", "content": parts}]})
     assert body["choices"][0]["message"]["content"] == "echo: alpha\nbeta"
 
 
 async def test_max_tokens_truncates_reply_with_length_finish(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     _, body = await _chat(http, worker, {"messages": [_user("a b c d e")], "max_tokens": 3})
     assert body["choices"][0]["message"]["content"] == "echo: a b"
     assert body["choices"][0]["finish_reason"] == "length"
@@ -104,7 +116,8 @@ async def test_max_tokens_truncates_reply_with_length_finish(
 
 
 async def test_stream_chunks_reassemble_to_non_stream_content(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     request = {"messages": [_user("the  quick\nbrown fox ")]}
     _, plain = await _chat(http, worker, request)
     events = await _stream(http, worker, request)
@@ -120,9 +133,11 @@ async def test_stream_chunks_reassemble_to_non_stream_content(
 
 
 async def test_stream_usage_chunk_only_when_requested(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
-    events = await _stream(http, worker, {"messages": [_user("hi you")],
-                                          "stream_options": {"include_usage": True}})
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
+    events = await _stream(
+        http, worker, {"messages": [_user("hi you")], "stream_options": {"include_usage": True}}
+    )
     assert events[-1] == "[DONE]"
     usage_chunk = events[-2]
     assert usage_chunk["choices"] == []
@@ -131,7 +146,8 @@ async def test_stream_usage_chunk_only_when_requested(
 
 
 async def test_unknown_model_is_404_model_not_found(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     status, body = await _chat(http, worker, {"model": "nope", "messages": [_user("x")]})
     assert status == 404
     assert body["error"]["code"] == "model_not_found"
@@ -140,9 +156,11 @@ async def test_unknown_model_is_404_model_not_found(
 
 
 async def test_invalid_json_and_missing_messages_are_400(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
-    async with http.post(f"{worker.url}/v1/chat/completions", data=b"{not json",
-                         headers={"Content-Type": "application/json"}) as response:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        f"{worker.url}/v1/chat/completions", data=b"{not json", headers={"Content-Type": "application/json"}
+    ) as response:
         assert response.status == 400
         assert (await response.json())["error"]["type"] == "invalid_request_error"
     status, body = await _chat(http, worker, {})
@@ -151,7 +169,8 @@ async def test_invalid_json_and_missing_messages_are_400(
 
 
 async def test_tool_script_runs_two_rounds_with_parallel_calls_then_reports_tool_results(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     script = 'please\nCALL search {"q": "a"}\nCALL fetch {"url": "u"}\nNEXT\nCALL search {"q": "b"}'
     tools = [_tool("search"), _tool("fetch")]
     messages: list[dict[str, Any]] = [_user(script)]
@@ -160,16 +179,20 @@ async def test_tool_script_runs_two_rounds_with_parallel_calls_then_reports_tool
     message = first["choices"][0]["message"]
     assert first["choices"][0]["finish_reason"] == "tool_calls"
     assert message["content"] is None
-    assert [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
-            for c in message["tool_calls"]] == [("call_1_0", "search", {"q": "a"}),
-                                                ("call_1_1", "fetch", {"url": "u"})]
-    messages += [message] + [{"role": "tool", "tool_call_id": c["id"], "content": f"r{i}"}
-                             for i, c in enumerate(message["tool_calls"])]
+    assert [
+        (c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for c in message["tool_calls"]
+    ] == [("call_1_0", "search", {"q": "a"}), ("call_1_1", "fetch", {"url": "u"})]
+    messages += [message] + [
+        {"role": "tool", "tool_call_id": c["id"], "content": f"r{i}"}
+        for i, c in enumerate(message["tool_calls"])
+    ]
 
     _, second = await _chat(http, worker, {"messages": messages, "tools": tools})
     message = second["choices"][0]["message"]
     assert [(c["id"], c["function"]["arguments"]) for c in message["tool_calls"]] == [
-        ("call_2_0", '{"q": "b"}')]
+        ("call_2_0", '{"q": "b"}')
+    ]
     messages += [message, {"role": "tool", "tool_call_id": "call_2_0", "content": "r2"}]
 
     _, final = await _chat(http, worker, {"messages": messages, "tools": tools})
@@ -178,14 +201,22 @@ async def test_tool_script_runs_two_rounds_with_parallel_calls_then_reports_tool
 
 
 async def test_tool_calls_stream_as_header_then_argument_fragments(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
-    events = await _stream(http, worker, {"messages": [_user('CALL search {"query": "long enough"}')],
-                                          "tools": [_tool("search")]})
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
+    events = await _stream(
+        http,
+        worker,
+        {"messages": [_user('CALL search {"query": "long enough"}')], "tools": [_tool("search")]},
+    )
     assert events[-1] == "[DONE]"
     deltas = [e["choices"][0]["delta"] for e in events[1:-2]]
     header, fragments = deltas[0]["tool_calls"][0], [d["tool_calls"][0] for d in deltas[1:]]
-    assert header == {"index": 0, "id": "call_1_0", "type": "function",
-                      "function": {"name": "search", "arguments": ""}}
+    assert header == {
+        "index": 0,
+        "id": "call_1_0",
+        "type": "function",
+        "function": {"name": "search", "arguments": ""},
+    }
     assert 2 <= len(fragments) <= 3
     assert all(f["index"] == 0 for f in fragments)
     assert "".join(f["function"]["arguments"] for f in fragments) == '{"query": "long enough"}'
@@ -193,7 +224,8 @@ async def test_tool_calls_stream_as_header_then_argument_fragments(
 
 
 async def test_forever_calls_every_round_with_round_number_substituted(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     tools = [_tool("search"), _tool("ping")]
     messages: list[dict[str, Any]] = [_user('FOREVER search {"page": {n}}\nFOREVER ping {}')]
     seen = []
@@ -201,37 +233,43 @@ async def test_forever_calls_every_round_with_round_number_substituted(
         _, body = await _chat(http, worker, {"messages": messages, "tools": tools})
         message = body["choices"][0]["message"]
         seen.append([(c["id"], c["function"]["arguments"]) for c in message["tool_calls"]])
-        messages += [message] + [{"role": "tool", "tool_call_id": c["id"], "content": "x"}
-                                 for c in message["tool_calls"]]
+        messages += [message] + [
+            {"role": "tool", "tool_call_id": c["id"], "content": "x"} for c in message["tool_calls"]
+        ]
         assert round_no == len(seen)
     assert seen == [[(f"call_{n}_0", f'{{"page": {n}}}'), (f"call_{n}_1", "{}")] for n in (1, 2, 3)]
 
 
 async def test_raw_sends_arguments_verbatim(worker: RunningWorker, http: aiohttp.ClientSession) -> None:
-    _, body = await _chat(http, worker, {"messages": [_user('RAW search {"q": unterminated')],
-                                         "tools": [_tool("search")]})
+    _, body = await _chat(
+        http, worker, {"messages": [_user('RAW search {"q": unterminated')], "tools": [_tool("search")]}
+    )
     call = body["choices"][0]["message"]["tool_calls"][0]
     assert call["function"] == {"name": "search", "arguments": '{"q": unterminated'}
 
 
 async def test_directives_for_tools_not_offered_are_skipped(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     script = 'CALL secret {}\nCALL search {"q": 1}\nNEXT\nCALL secret {}'
     _, body = await _chat(http, worker, {"messages": [_user(script)], "tools": [_tool("search")]})
     assert [c["function"]["name"] for c in body["choices"][0]["message"]["tool_calls"]] == ["search"]
-    _, only_unoffered = await _chat(http, worker, {"messages": [_user("CALL secret {}")],
-                                                   "tools": [_tool("search")]})
+    _, only_unoffered = await _chat(
+        http, worker, {"messages": [_user("CALL secret {}")], "tools": [_tool("search")]}
+    )
     assert only_unoffered["choices"][0]["message"]["content"] == "echo: CALL secret {}"
 
 
 async def test_directives_without_tools_are_plain_text(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     _, body = await _chat(http, worker, {"messages": [_user("CALL search {}")]})
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "echo: CALL search {}"}
 
 
 async def test_status_fault_fails_every_chat_request(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     worker.faults.status = 429
     status, body = await _chat(http, worker, {"messages": [_user("x")]})
     assert status == 429
@@ -246,7 +284,8 @@ async def test_fail_every_two_fails_even_requests(worker: RunningWorker, http: a
 
 
 async def test_hanging_request_never_answers_until_client_gives_up(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     worker.faults.hang = True
     with pytest.raises(TimeoutError):
         await _chat(http, worker, {"messages": [_user("x")]}, timeout=aiohttp.ClientTimeout(total=0.2))
@@ -255,12 +294,15 @@ async def test_hanging_request_never_answers_until_client_gives_up(
 
 
 async def test_drop_after_chunks_truncates_stream_without_done(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     worker.faults.drop_after_chunks = 2
     received = b""
     with pytest.raises(aiohttp.ClientPayloadError):
-        async with http.post(f"{worker.url}/v1/chat/completions", json={"model": "mock-model", "stream": True,
-                             "messages": [_user("one two three four")]}) as response:
+        async with http.post(
+            f"{worker.url}/v1/chat/completions",
+            json={"model": "mock-model", "stream": True, "messages": [_user("one two three four")]},
+        ) as response:
             assert response.status == 200
             async for data in response.content.iter_any():
                 received += data
@@ -279,7 +321,8 @@ async def test_delay_faults_still_answer_in_full(worker: RunningWorker, http: ai
 
 
 async def test_health_reports_fault_status_and_counts_checks(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     async with http.get(f"{worker.url}/health") as response:
         assert (response.status, await response.json()) == (200, {"status": "ok"})
     worker.faults.health_status = 503
@@ -290,7 +333,8 @@ async def test_health_reports_fault_status_and_counts_checks(
 
 
 async def test_faults_are_set_and_reset_at_runtime_over_http(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     async with http.post(f"{worker.url}/_smg/faults", json={"status": 500, "delay_ms": 0}) as response:
         assert (await response.json())["status"] == 500
     assert worker.faults.status == 500
@@ -303,7 +347,8 @@ async def test_faults_are_set_and_reset_at_runtime_over_http(
 
 
 async def test_invalid_fault_update_is_rejected_and_changes_nothing(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     for bad in ({"status": 500, "hang": "yes"}, {"nonsense": 1}, {"fail_every": True}, [1]):
         async with http.post(f"{worker.url}/_smg/faults", json=bad) as response:
             assert response.status == 400
@@ -312,7 +357,8 @@ async def test_invalid_fault_update_is_rejected_and_changes_nothing(
 
 
 async def test_runtime_fail_every_counts_from_when_it_was_set(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     assert (await _chat(http, worker, {"messages": [_user("x")]}))[0] == 200
     async with http.post(f"{worker.url}/_smg/faults", json={"fail_every": 2}) as response:
         assert response.status == 200
@@ -321,7 +367,8 @@ async def test_runtime_fail_every_counts_from_when_it_was_set(
 
 
 async def test_requests_are_recorded_with_headers_and_unknown_fields(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     body = {"messages": [_user("x")], "x_custom": {"k": [1, 2]}}
     await _chat(http, worker, body, headers={"TraceParent": traceparent})
@@ -337,7 +384,8 @@ async def test_requests_are_recorded_with_headers_and_unknown_fields(
 
 
 async def test_request_log_keeps_only_the_last_fifty(
-        worker: RunningWorker, http: aiohttp.ClientSession) -> None:
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
     for i in range(55):
         await _chat(http, worker, {"messages": [_user(str(i))]})
     async with http.get(f"{worker.url}/_smg/requests") as response:
@@ -349,9 +397,23 @@ async def test_request_log_keeps_only_the_last_fifty(
 @pytest.mark.e2e
 async def test_subprocess_worker_announces_port_serves_and_stops_on_sigterm() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smg.testing.worker", "--host", "127.0.0.1", "--port", "0",
-        "--model", "a", "--model", "b", "--fail-every", "3", "--fail-status", "500",
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "smg.testing.worker",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--model",
+        "a",
+        "--model",
+        "b",
+        "--fail-every",
+        "3",
+        "--fail-status",
+        "500",
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert process.stdout is not None
     try:
         async with asyncio.timeout(30):

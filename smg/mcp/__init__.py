@@ -1,0 +1,47 @@
+"""MCP side of smg: server registry, naming and (later) sessions and tool execution.
+
+Knows the MCP protocol, never OpenAI types; `smg.routing` adapts between the two. Never imports
+`smg.api`, `smg.routing`, `smg.workers`, fastapi or telemetry libraries (telemetry goes through hooks).
+"""
+
+from smg.mcp.config import ServerSpec, redact_mapping, resolve_secrets
+from smg.mcp.errors import (
+    InvalidMcpConfig,
+    McpRegistryError,
+    McpServerExists,
+    McpServerNotFound,
+    ToolNameCollision,
+    UnresolvedSecret,
+)
+from smg.mcp.naming import NameFinding, ToolNameMap, check_new_server, exposed_tool_name
+from smg.mcp.registry import (
+    NullStorageObserver,
+    RegistryStore,
+    SqliteRegistry,
+    StorageObserver,
+    default_registry_path,
+)
+from smg.mcp.yaml_config import load_mcp_config, parse_mcp_config
+
+__all__ = [
+    "InvalidMcpConfig",
+    "McpRegistryError",
+    "McpServerExists",
+    "McpServerNotFound",
+    "NameFinding",
+    "NullStorageObserver",
+    "RegistryStore",
+    "ServerSpec",
+    "SqliteRegistry",
+    "StorageObserver",
+    "ToolNameCollision",
+    "ToolNameMap",
+    "UnresolvedSecret",
+    "check_new_server",
+    "default_registry_path",
+    "exposed_tool_name",
+    "load_mcp_config",
+    "parse_mcp_config",
+    "redact_mapping",
+    "resolve_secrets",
+]

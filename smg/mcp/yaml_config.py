@@ -1,0 +1,166 @@
+"""Load SMG's ``--mcp-config-path`` YAML into `ServerSpec` objects.
+
+Shape (SMG's, plus three optional smg fields marked *)::
+
+    servers:
+      - name: clock
+        protocol: stdio | sse | streamable          # streamable -> transport "streamable-http"
+        url: http://127.0.0.1:9000/mcp               # sse / streamable
+        command: python                              # stdio
+        args: [-m, mcp_servers.clock]
+        envs: {TZ: UTC}
+        headers: {X-Api-Key: "${CLOCK_KEY}"}
+        token: "${CLOCK_TOKEN}"                      # -> header Authorization: Bearer ${CLOCK_TOKEN}
+        required: false
+        expose: on-request                           # * always | on-request
+        tool_timeout_secs: 30                        # *
+        tools:
+          now: {alias: current_time, timeout_secs: 5}  # timeout_secs is *
+
+Top-level keys other than ``servers`` (SMG's global proxy/pool/inventory sections) are ignored; SMG's
+per-server ``proxy`` is ignored too. Any other unknown key is an error, so typos do not pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from smg.mcp.config import ServerSpec, Transport
+from smg.mcp.errors import InvalidMcpConfig
+
+_PROTOCOLS: dict[str, Transport] = {
+    "stdio": "stdio",
+    "sse": "sse",
+    "streamable": "streamable-http",
+    "streamable-http": "streamable-http",
+}
+_SERVER_KEYS = frozenset(
+    {"name", "protocol", "url", "command", "args", "envs", "headers", "token", "required", "tools"}
+    | {"expose", "tool_timeout_secs", "proxy"}
+)
+_TOOL_KEYS = frozenset({"alias", "timeout_secs"})
+
+
+def load_mcp_config(path: str | os.PathLike[str]) -> list[ServerSpec]:
+    """Read and validate the YAML file at ``path``. Raises InvalidMcpConfig naming the server and field."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise InvalidMcpConfig(f"{os.fspath(path)}: cannot read MCP config ({exc.strerror})") from None
+    return parse_mcp_config(text, source=os.fspath(path))
+
+
+def parse_mcp_config(text: str, *, source: str = "<mcp config>") -> list[ServerSpec]:
+    """Parse YAML ``text`` in SMG's shape. Raises InvalidMcpConfig naming ``servers[i]`` and the field."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InvalidMcpConfig(f"{source}: not valid YAML{where}") from None
+    if document is None:
+        return []
+    if not isinstance(document, Mapping):
+        raise InvalidMcpConfig(f"{source}: the top level must be a mapping with a 'servers' list")
+    servers = document.get("servers", [])
+    if servers is None:
+        return []
+    if not isinstance(servers, list):
+        raise InvalidMcpConfig(f"{source}: servers: must be a list", param="servers")
+    specs: list[ServerSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(servers):
+        spec = _server(entry, where=f"{source}: servers[{index}]")
+        if spec.name in seen:
+            raise InvalidMcpConfig(
+                f"{source}: servers[{index}]: name: {spec.name!r} is defined twice",
+                server=spec.name,
+                param="name",
+            )
+        seen.add(spec.name)
+        specs.append(spec)
+    return specs
+
+
+def _server(entry: object, *, where: str) -> ServerSpec:
+    if not isinstance(entry, Mapping):
+        raise InvalidMcpConfig(f"{where}: must be a mapping")
+    name = entry.get("name")
+    where = f"{where} ({name})" if isinstance(name, str) else where
+    unknown = sorted(str(k) for k in entry if k not in _SERVER_KEYS)
+    if unknown:
+        raise InvalidMcpConfig(f"{where}: unknown field(s) {', '.join(unknown)}", param=unknown[0])
+    protocol = entry.get("protocol")
+    if protocol not in _PROTOCOLS:
+        raise InvalidMcpConfig(f"{where}: protocol: must be one of stdio, sse, streamable", param="protocol")
+    headers = _mapping(entry, "headers", where)
+    token = entry.get("token")
+    if token is not None:
+        if not isinstance(token, str) or not token:
+            raise InvalidMcpConfig(f"{where}: token: must be a non-empty string", param="token")
+        if any(k.lower() == "authorization" for k in headers):
+            raise InvalidMcpConfig(f"{where}: token: conflicts with an Authorization header", param="token")
+        headers["Authorization"] = f"Bearer {token}"
+    aliases, timeouts = _tools(entry.get("tools"), where)
+    args = entry.get("args", [])
+    values: dict[str, Any] = {
+        "name": name,
+        "transport": _PROTOCOLS[protocol],
+        "url": entry.get("url"),
+        "command": entry.get("command"),
+        "args": tuple(args) if isinstance(args, list) else args,
+        "env": _mapping(entry, "envs", where),
+        "headers": headers,
+        "required": entry.get("required", False),
+        "aliases": aliases,
+        "tool_timeouts": timeouts,
+    }
+    for key in ("expose", "tool_timeout_secs"):
+        if key in entry:
+            values[key] = entry[key]
+    try:
+        return ServerSpec(**values)
+    except InvalidMcpConfig as exc:
+        detail = exc.message.removeprefix(f"MCP server {exc.server!r}: ")
+        raise InvalidMcpConfig(f"{where}: {detail}", server=exc.server, param=exc.param) from None
+
+
+def _mapping(entry: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
+    value = entry.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
+        for k, v in value.items()
+    ):
+        raise InvalidMcpConfig(f"{where}: {key}: must map names to strings", param=key)
+    # YAML reads `PORT: 8080` as a number; env values and headers are strings on the wire.
+    return {k: str(v) for k, v in value.items()}
+
+
+def _tools(value: object, where: str) -> tuple[dict[str, str], dict[str, float]]:
+    aliases: dict[str, str] = {}
+    timeouts: dict[str, float] = {}
+    if value is None:
+        return aliases, timeouts
+    if not isinstance(value, Mapping):
+        raise InvalidMcpConfig(f"{where}: tools: must map tool names to settings", param="tools")
+    for tool, settings in value.items():
+        field = f"tools.{tool}"
+        if settings is None:
+            continue
+        if not isinstance(settings, Mapping):
+            raise InvalidMcpConfig(f"{where}: {field}: must be a mapping", param=field)
+        unknown = sorted(str(k) for k in settings if k not in _TOOL_KEYS)
+        if unknown:
+            raise InvalidMcpConfig(f"{where}: {field}: unknown field(s) {', '.join(unknown)}", param=field)
+        if "alias" in settings:
+            aliases[str(tool)] = settings["alias"]
+        if "timeout_secs" in settings:
+            timeouts[str(tool)] = settings["timeout_secs"]
+    return aliases, timeouts
