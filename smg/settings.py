@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smg.errors import ConfigError
+from smg.mcp.registry import default_registry_path
 
 POLICIES = ("round_robin", "random", "least_load", "power_of_two", "cache_aware")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
@@ -84,6 +85,18 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class McpSettings:
+    registry_path: str | None = None  # None: no registry file (tests); the CLI always sets one
+    config_path: str | None = None
+    max_iterations: int = 10
+    max_tool_calls: int = 64
+    loop_timeout_secs: float = 300.0
+    max_repeated_calls: int = 3
+    tools_ttl_secs: float = 300.0
+    registry_poll_secs: float = 2.0
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 30000
@@ -109,6 +122,7 @@ class Settings:
     health: HealthSettings = HealthSettings()
     admission: AdmissionSettings = AdmissionSettings()
     auth: AuthSettings = AuthSettings()
+    mcp: McpSettings = McpSettings()
 
 
 # --- flag table ------------------------------------------------------------------------------------
@@ -163,6 +177,13 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("max-payload-size", int, 536_870_912, "largest request body in bytes"),
     _Flag("api-key", str, (), "data-plane API key clients must send (repeatable)", many=True),
     _Flag("admin-api-key", str, (), "admin-plane API key (repeatable)", many=True),
+    _Flag("mcp-registry", str, None, "MCP registry file (default: $XDG_STATE_HOME/smg/mcp.db)"),
+    _Flag("mcp-config-path", str, None, "YAML file of MCP servers in SMG's shape, loaded at start"),
+    _Flag("mcp-max-iterations", int, 10, "model calls per tool loop"),
+    _Flag("mcp-max-tool-calls", int, 64, "MCP tool calls per tool loop"),
+    _Flag("mcp-loop-timeout-secs", float, 300.0, "wall-clock budget of one tool loop"),
+    _Flag("mcp-max-repeated-calls", int, 3, "identical tool calls (same arguments) allowed per loop"),
+    _Flag("mcp-tools-ttl-secs", float, 300.0, "age after which a server's cached tool list is refreshed"),
     _Flag("log-level", str, "info", "log level", choices=LOG_LEVELS),
     _Flag("log-json", None, False, "log one JSON object per line"),
 )
@@ -280,6 +301,11 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
     _check(v["max_payload_size"] >= 1, "--max-payload-size: must be at least 1")
     for name in ("api_key", "admin_api_key"):
         _check(all(k.strip() for k in v[name]), f"--{name.replace('_', '-')}: keys must not be empty")
+    _check(v["mcp_max_iterations"] >= 1, "--mcp-max-iterations: must be at least 1")
+    _check(v["mcp_max_tool_calls"] >= 1, "--mcp-max-tool-calls: must be at least 1")
+    _check(v["mcp_loop_timeout_secs"] > 0, "--mcp-loop-timeout-secs: must be > 0")
+    _check(v["mcp_max_repeated_calls"] >= 1, "--mcp-max-repeated-calls: must be at least 1")
+    _check(v["mcp_tools_ttl_secs"] > 0, "--mcp-tools-ttl-secs: must be > 0")
     urls = tuple(_validate_url(u) for u in v["worker_urls"])
     return Settings(
         server=ServerSettings(
@@ -325,6 +351,15 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
             queue_timeout_secs=v["queue_timeout_secs"],
         ),
         auth=AuthSettings(api_keys=v["api_key"], admin_api_keys=v["admin_api_key"]),
+        mcp=McpSettings(
+            registry_path=v["mcp_registry"] or str(default_registry_path(env)),
+            config_path=v["mcp_config_path"],
+            max_iterations=v["mcp_max_iterations"],
+            max_tool_calls=v["mcp_max_tool_calls"],
+            loop_timeout_secs=v["mcp_loop_timeout_secs"],
+            max_repeated_calls=v["mcp_max_repeated_calls"],
+            tools_ttl_secs=v["mcp_tools_ttl_secs"],
+        ),
     )
 
 

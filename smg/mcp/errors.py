@@ -8,15 +8,17 @@
     +-- NotFound
     |   +-- McpServerNotFound         404     mcp_server_not_found
     +-- Conflict
-        +-- McpServerExists           409     mcp_server_exists
-        +-- ToolNameCollision         409     tool_name_collision
+    |   +-- McpServerExists           409     mcp_server_exists
+    |   +-- ToolNameCollision         409     tool_name_collision
+    +-- ServiceUnavailable
+        +-- McpServerUnavailable      503     mcp_server_unavailable (a ``required`` server is down)
 
 No message ever contains a secret value: errors name fields and ``${VAR}`` variables, never their values.
 """
 
 from __future__ import annotations
 
-from smg.errors import Conflict, InvalidRequest, NotFound, SmgError
+from smg.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, SmgError
 
 
 class InvalidMcpConfig(InvalidRequest):
@@ -83,3 +85,13 @@ class McpRegistryError(SmgError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(f"MCP registry {path}: {message}")
         self.path = path
+
+
+class McpServerUnavailable(ServiceUnavailable):
+    """A ``required`` MCP server cannot serve its tools right now."""
+
+    code = "mcp_server_unavailable"
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"MCP server '{server}' is unavailable: {reason}")
+        self.server = server

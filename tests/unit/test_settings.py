@@ -71,6 +71,15 @@ _CASES: dict[str, _Case] = {
     "--admin-api-key": _Case("a1,a2", ("a1", "a2"), ("a3",), ("a3",), lambda s: s.auth.admin_api_keys),
     "--log-level": _Case("debug", "debug", ("error",), "error", lambda s: s.server.log_level),
     "--log-json": _Case("1", True, (), True, lambda s: s.server.log_json),
+    "--mcp-registry": _Case(
+        "/tmp/a.db", "/tmp/a.db", ("/tmp/b.db",), "/tmp/b.db", lambda s: s.mcp.registry_path
+    ),
+    "--mcp-config-path": _Case("a.yaml", "a.yaml", ("b.yaml",), "b.yaml", lambda s: s.mcp.config_path),
+    "--mcp-max-iterations": _Case("4", 4, ("5",), 5, lambda s: s.mcp.max_iterations),
+    "--mcp-max-tool-calls": _Case("8", 8, ("9",), 9, lambda s: s.mcp.max_tool_calls),
+    "--mcp-loop-timeout-secs": _Case("20", 20.0, ("21",), 21.0, lambda s: s.mcp.loop_timeout_secs),
+    "--mcp-max-repeated-calls": _Case("2", 2, ("5",), 5, lambda s: s.mcp.max_repeated_calls),
+    "--mcp-tools-ttl-secs": _Case("60", 60.0, ("61",), 61.0, lambda s: s.mcp.tools_ttl_secs),
 }
 
 _ENV_OF = {flag: env for flag, env, _help, _default in flag_table()}
