@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -85,10 +86,16 @@ _CASES: dict[str, _Case] = {
 _ENV_OF = {flag: env for flag, env, _help, _default in flag_table()}
 
 
+def test_the_registry_file_defaults_to_the_users_state_directory() -> None:
+    s = parse_settings([], env={"XDG_STATE_HOME": "/var/lib/x"})
+
+    assert s.mcp.registry_path == "/var/lib/x/smg/mcp.db"
+
+
 def test_defaults_equal_smg_defaults() -> None:
     s = parse_settings([], env={})
 
-    assert s == Settings()
+    assert dataclasses.replace(s, mcp=dataclasses.replace(s.mcp, registry_path=None)) == Settings()
     assert (s.server.host, s.server.port, s.server.prometheus_port) == ("0.0.0.0", 30000, 29000)
     assert s.server.max_payload_size == 536_870_912
     assert (s.workers.urls, s.workers.policy, s.workers.api_key) == ((), "cache_aware", None)
