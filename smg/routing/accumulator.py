@@ -1,0 +1,108 @@
+"""Reading an upstream OpenAI chunk stream: SSE framing and tool-call delta accumulation.
+
+`SseDecoder` turns body bytes, split anywhere, into the ``data`` payloads of complete events (comments and
+other fields are dropped). `ToolCallAccumulator` rebuilds whole tool calls from ``delta.tool_calls``
+fragments: fragments are matched by ``index`` (the id and name come in the first fragment of a call,
+``arguments`` is the concatenation of all of them), calls may interleave and arrive between content deltas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+class SseDecoder:
+    """Incremental SSE decoder: `feed` bytes, get the data payloads of the events they completed."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
+        *events, self._buffer = self._buffer.split(b"\n\n")
+        payloads: list[str] = []
+        for event in events:
+            data = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+            if data:
+                payloads.append(b"\n".join(data).decode())
+        return payloads
+
+    @property
+    def pending(self) -> bool:
+        """True when bytes of an unfinished event are buffered."""
+        return bool(self._buffer.strip())
+
+
+@dataclass(frozen=True)
+class AccumulatedCall:
+    """One tool call rebuilt from its fragments. ``id`` is empty when the upstream never sent one."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+    def as_message_call(self) -> dict[str, Any]:
+        """The call as it appears in an assistant message's ``tool_calls``."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass
+class _Partial:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+class ToolCallAccumulator:
+    """Collects ``delta.tool_calls`` fragments of one streamed reply."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, _Partial] = {}
+        self._last: int | None = None
+
+    def feed(self, deltas: Iterable[Any]) -> None:
+        """Add the fragments of one chunk's ``delta.tool_calls`` (ill-shaped entries are skipped).
+
+        A fragment without ``index`` continues the previous call, unless it carries a new ``id``.
+        """
+        for delta in deltas:
+            if not isinstance(delta, dict):
+                continue
+            index = delta.get("index")
+            if not isinstance(index, int):
+                call_id = delta.get("id")
+                known = self._calls.get(self._last) if self._last is not None else None
+                if known is None or (call_id and known.id and call_id != known.id):
+                    index = max(self._calls, default=-1) + 1
+                else:
+                    index = self._last
+            assert index is not None
+            self._last = index
+            partial = self._calls.setdefault(index, _Partial())
+            if isinstance(delta.get("id"), str) and not partial.id:
+                partial.id = delta["id"]
+            function = delta.get("function")
+            if isinstance(function, dict):
+                name = function.get("name")
+                if isinstance(name, str) and name and not partial.name:
+                    partial.name = name
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    partial.arguments += arguments
+
+    def calls(self) -> list[AccumulatedCall]:
+        """The calls seen so far, by index."""
+        return [
+            AccumulatedCall(index=i, id=p.id, name=p.name, arguments=p.arguments)
+            for i, p in sorted(self._calls.items())
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)

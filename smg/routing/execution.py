@@ -1,0 +1,154 @@
+"""Executing one round of MCP tool calls and turning the outcomes into ``tool`` messages.
+
+Every call of a round runs concurrently; each has its own timeout inside `McpRuntime.call_tool`. Nothing
+here raises for a tool problem: invalid JSON arguments (answered without calling the server), a name not
+in the plan, a server that went away, a tool error or a timeout all become a `ToolOutcome` whose text the
+model reads in the ``tool`` message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
+from smg.mcp.types import McpRuntime, ToolOutcome
+from smg.routing.accumulator import AccumulatedCall
+from smg.routing.budgets import CallRecord, StopReason
+from smg.routing.tools import ToolPlan
+
+
+class LoopObserver(Protocol):
+    """Telemetry hooks of the tool loop (metrics, tracing); implementations must not raise."""
+
+    def on_iteration(self, model: str, *, iteration: int) -> None:
+        """A model call of the loop is about to be made (``iteration`` is 1-based)."""
+        ...
+
+    def on_tool_call(self, server: str, tool: str, *, status: str, duration: float) -> None:
+        """One MCP call finished (or was answered by the gateway: invalid arguments, unknown tool)."""
+        ...
+
+    def on_stop(self, model: str, reason: StopReason, *, iterations: int) -> None:
+        """The loop ended with ``reason`` after ``iterations`` model calls."""
+        ...
+
+
+class NullLoopObserver:
+    """A LoopObserver that records nothing."""
+
+    def on_iteration(self, model: str, *, iteration: int) -> None:
+        pass
+
+    def on_tool_call(self, server: str, tool: str, *, status: str, duration: float) -> None:
+        pass
+
+    def on_stop(self, model: str, reason: StopReason, *, iterations: int) -> None:
+        pass
+
+
+def calls_of_message(message: dict[str, Any]) -> list[AccumulatedCall]:
+    """The tool calls of a non-stream assistant message (ill-shaped entries are skipped)."""
+    calls: list[AccumulatedCall] = []
+    raw = message.get("tool_calls")
+    for i, call in enumerate(raw if isinstance(raw, list) else []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        calls.append(
+            AccumulatedCall(
+                index=i,
+                id=str(call.get("id") or ""),
+                name=str(function.get("name") or ""),
+                arguments=arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
+            )
+        )
+    return calls
+
+
+def with_ids(calls: Sequence[AccumulatedCall], *, iteration: int) -> list[AccumulatedCall]:
+    """``calls`` with an id for any call the upstream sent without one (tool messages need it)."""
+    return [
+        c if c.id else AccumulatedCall(c.index, f"call_smg_{iteration}_{c.index}", c.name, c.arguments)
+        for c in calls
+    ]
+
+
+def _parse_arguments(text: str) -> dict[str, Any] | None:
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def signature(call: AccumulatedCall) -> tuple[str, str]:
+    """(name, canonical JSON arguments) of a call: equal for calls that would do the same thing."""
+    arguments = _parse_arguments(call.arguments)
+    if arguments is None:
+        return call.name, call.arguments
+    return call.name, orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
+
+
+async def _run_one(runtime: McpRuntime, plan: ToolPlan, call: AccumulatedCall) -> ToolOutcome:
+    info = plan.tools.get(call.name)
+    if info is None:
+        return ToolOutcome("", call.name, "error", f"error: no tool named {call.name!r} is available", 0.0)
+    arguments = _parse_arguments(call.arguments)
+    if arguments is None:
+        return ToolOutcome(
+            info.server,
+            info.name,
+            "invalid_arguments",
+            f"error: the arguments of {call.name} must be a JSON object; got {call.arguments[:200]!r}",
+            0.0,
+        )
+    started = time.perf_counter()
+    try:
+        return await runtime.call_tool(info.server, info.name, arguments)
+    except (McpServerNotFound, McpServerUnavailable) as exc:
+        return ToolOutcome(
+            info.server, info.name, "unavailable", f"error: {exc.message}", time.perf_counter() - started
+        )
+
+
+def tool_message(call: AccumulatedCall, outcome: ToolOutcome) -> dict[str, Any]:
+    """The ``tool`` message answering ``call``; a failure's text says it failed."""
+    text = outcome.text
+    if not outcome.ok and not text.startswith("error"):
+        text = f"error ({outcome.status}): {text}"
+    return {"role": "tool", "tool_call_id": call.id, "content": text}
+
+
+async def execute_round(
+    runtime: McpRuntime,
+    plan: ToolPlan,
+    calls: Sequence[AccumulatedCall],
+    *,
+    iteration: int,
+    observer: LoopObserver,
+) -> tuple[list[dict[str, Any]], list[CallRecord]]:
+    """Run ``calls`` concurrently; returns one tool message per call (in call order) and their records."""
+    outcomes = await asyncio.gather(*(_run_one(runtime, plan, call) for call in calls))
+    messages: list[dict[str, Any]] = []
+    records: list[CallRecord] = []
+    for call, outcome in zip(calls, outcomes, strict=True):
+        observer.on_tool_call(outcome.server, outcome.tool, status=outcome.status, duration=outcome.duration)
+        messages.append(tool_message(call, outcome))
+        records.append(
+            CallRecord(
+                server=outcome.server,
+                tool=outcome.tool,
+                status=outcome.status,
+                duration_ms=round(outcome.duration * 1000),
+                iteration=iteration,
+            )
+        )
+    return messages, records

@@ -1,0 +1,260 @@
+"""The streaming tool loop (DESIGN 4.3): several upstream streams, one well-formed client stream.
+
+What the client sees: one role chunk; the content deltas of every round as they arrive; never the
+tool-call deltas of gateway-owned calls (they are accumulated and executed); SSE comment lines
+``: smg tool_call server=S tool=T status=ok duration_ms=3`` as each round's calls finish (standard
+parsers ignore comments); one final chunk with the ``finish_reason`` (``stop`` when a budget ended the
+loop, after a content delta saying why); a ``"choices": []`` usage chunk (usage summed over rounds) only
+when the client set ``stream_options.include_usage``; ``data: [DONE]``. Every chunk carries the first
+upstream chunk's id, created and model. The last chunk before ``[DONE]`` carries the ``smg`` extension.
+
+Client-owned tool calls are buffered like the others and sent whole, in one chunk, at the end of their
+round (re-indexed from 0), with ``finish_reason`` ``tool_calls``; in a mixed round the MCP calls are dropped
+and nothing runs. Upstream usage is always requested and never relayed. A failure after the stream
+started (a broken upstream, a worker error status or no worker for a later round) ends the client stream
+with an OpenAI error event and ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
+from smg.mcp.types import McpRuntime
+from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
+from smg.routing.accumulator import AccumulatedCall, SseDecoder, ToolCallAccumulator
+from smg.routing.budgets import CallRecord, LoopLedger, StopReason, stop_notice
+from smg.routing.execution import LoopObserver, execute_round, signature, with_ids
+from smg.routing.tools import ToolPlan
+from smg.workers.dispatch import Dispatcher, UpstreamStream
+
+log = logging.getLogger("smg.routing")
+_UNSAFE_IN_COMMENT = re.compile(r"\s")
+
+
+def upstream_stream_body(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` for a streamed model call: stream on, usage always requested (it is summed)."""
+    options = body.get("stream_options")
+    merged = (options if isinstance(options, dict) else {}) | {"include_usage": True}
+    return body | {"stream": True, "stream_options": merged}
+
+
+def progress_comment(record: CallRecord) -> bytes:
+    """The SSE comment line announcing one finished tool call (whitespace in names becomes ``_``)."""
+    server = _UNSAFE_IN_COMMENT.sub("_", record.server) or "-"
+    tool = _UNSAFE_IN_COMMENT.sub("_", record.tool)
+    return (
+        f": smg tool_call server={server} tool={tool} status={record.status} "
+        f"duration_ms={record.duration_ms} iteration={record.iteration}\n\n"
+    ).encode()
+
+
+@dataclass
+class _Round:
+    calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
+    content: str = ""
+    finish_reason: str | None = None
+    usage: Any = None
+    done: bool = False
+
+
+class StreamRun:
+    """One streaming loop. `events` owns every upstream stream it reads (each closed exactly once)."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        runtime: McpRuntime,
+        request: ChatRequest,
+        plan: ToolPlan,
+        *,
+        ledger: LoopLedger,
+        observer: LoopObserver,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._runtime = runtime
+        self._request = request
+        self._plan = plan
+        self._ledger = ledger
+        self._observer = observer
+        self._body = upstream_stream_body(plan.body)
+        self._messages: list[dict[str, Any]] = list(plan.body["messages"])
+        options = plan.body.get("stream_options")
+        self._include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self._head: bytes | None = None
+        self._role_sent = False
+        self._content_sent = False
+
+    async def events(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
+        """The client's SSE bytes; ``upstream`` is the already opened first round."""
+        try:
+            async with aclosing(self._rounds(upstream)) as rounds:
+                async for out in rounds:
+                    yield out
+        except SmgError as exc:
+            log.warning("tool loop stream failed after the first byte: %s", exc.message)
+            yield sse_error_event(exc) + SSE_DONE
+
+    async def _rounds(self, upstream: UpstreamStream) -> AsyncGenerator[bytes, None]:
+        ledger, plan = self._ledger, self._plan
+        while True:
+            current = _Round()
+            async with aclosing(self._relay(upstream, current)) as relay:
+                async for out in relay:
+                    yield out
+            ledger.add_usage(current.usage)
+            calls = with_ids(current.calls.calls(), iteration=ledger.iterations)
+            client = [c for c in calls if plan.owner(c.name) == "client"]
+            reason: StopReason | None
+            if len(client) == len(calls):
+                reason = "completed"
+            elif client:
+                reason = "mixed_tool_calls"
+            else:
+                reason = ledger.check_round([signature(c) for c in calls])
+            if reason is not None:
+                break
+            yield f": smg tool_round iteration={ledger.iterations} calls={len(calls)}\n\n".encode()
+            tool_messages, records = await execute_round(
+                self._runtime, plan, calls, iteration=ledger.iterations, observer=self._observer
+            )
+            ledger.records += records
+            for record in records:
+                yield progress_comment(record)
+            assistant = {
+                "role": "assistant",
+                "content": current.content or None,
+                "tool_calls": [c.as_message_call() for c in calls],
+            }
+            self._messages += [assistant, *tool_messages]
+            ledger.iterations += 1
+            self._observer.on_iteration(self._request.model, iteration=ledger.iterations)
+            upstream = await self._dispatcher.open_stream(
+                self._request.model,
+                orjson.dumps(self._body | {"messages": self._messages}),
+                headers=self._request.headers,
+                affinity_key=self._request.affinity_key,
+            )
+        yield self._ensure_role()
+        if client:
+            finish = "tool_calls"
+            yield self._chunk({"tool_calls": _client_deltas(client)})
+        elif reason == "completed":
+            finish = current.finish_reason or "stop"
+        else:
+            finish = "stop"
+            notice = stop_notice(reason, ledger)
+            yield self._chunk({"content": f"\n\n{notice}" if self._content_sent else notice})
+        self._observer.on_stop(self._request.model, reason, iterations=ledger.iterations)
+        extension = {"smg": ledger.extension(reason)}
+        if self._include_usage:
+            yield self._chunk({}, finish)
+            usage = ledger.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+            yield self._event({"choices": [], "usage": usage} | extension)
+        else:
+            yield self._chunk({}, finish, extension)
+        yield SSE_DONE
+
+    async def _relay(self, upstream: UpstreamStream, current: _Round) -> AsyncGenerator[bytes, None]:
+        """Read one upstream stream to its ``[DONE]``, yielding what the client sees of it."""
+        decoder = SseDecoder()
+        failure: UpstreamError | None = None
+        completed = False
+        try:
+            async for raw in upstream.chunks():
+                for data in decoder.feed(raw):
+                    if data.strip() == "[DONE]":
+                        current.done = True
+                        continue
+                    out = self._on_chunk(data, current, upstream.worker.url)
+                    if out:
+                        yield out
+            if not current.done:
+                raise UpstreamProtocolError(
+                    f"worker {upstream.worker.url} ended the stream without [DONE]",
+                    worker=upstream.worker.url,
+                )
+            completed = True
+        except UpstreamError as exc:
+            failure = exc
+            raise
+        finally:
+            await upstream.aclose(failure=failure, completed=completed)
+
+    def _on_chunk(self, data: str, current: _Round, worker: str) -> bytes:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            message = f"worker {worker} sent a chunk that is not JSON"
+            raise UpstreamProtocolError(message, worker=worker) from None
+        if not isinstance(chunk, dict) or "error" in chunk:
+            raise UpstreamProtocolError(f"worker {worker} sent an error mid-stream", worker=worker)
+        if self._head is None:
+            self._head = orjson.dumps(
+                {
+                    "id": chunk.get("id") or f"chatcmpl-smg-{uuid.uuid4().hex}",
+                    "object": "chat.completion.chunk",
+                    "created": chunk.get("created") or int(time.time()),
+                    "model": chunk.get("model") or self._request.model,
+                }
+            )[:-1]
+        if isinstance(chunk.get("usage"), dict):
+            current.usage = chunk["usage"]
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return b""
+        choice = choices[0]
+        delta = choice.get("delta")
+        delta = delta if isinstance(delta, dict) else {}
+        out = self._ensure_role()
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            current.content += content
+            self._content_sent = True
+            out += self._chunk({"content": content})
+        tool_calls = delta.get("tool_calls")
+        if isinstance(tool_calls, list):
+            current.calls.feed(tool_calls)
+        if choice.get("finish_reason"):
+            current.finish_reason = str(choice["finish_reason"])
+        return out
+
+    def _ensure_role(self) -> bytes:
+        if self._role_sent:
+            return b""
+        self._role_sent = True
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def _event(self, fields: dict[str, Any]) -> bytes:
+        head = (
+            self._head
+            or orjson.dumps(
+                {
+                    "id": f"chatcmpl-smg-{uuid.uuid4().hex}",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": self._request.model,
+                }
+            )[:-1]
+        )
+        self._head = head
+        return b"data: " + head + b"," + orjson.dumps(fields)[1:] + b"\n\n"
+
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, extra: dict[str, Any] | None = None
+    ) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return self._event({"choices": [choice]} | (extra or {}))
+
+
+def _client_deltas(calls: list[AccumulatedCall]) -> list[dict[str, Any]]:
+    return [{"index": i, **call.as_message_call()} for i, call in enumerate(calls)]
