@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from smg import __version__
-from smg.api import admin, chat, health, models
+from smg.api import admin, chat, health, mcp_admin, models
 from smg.api.errors import install_error_handlers
 from smg.api.middleware import EdgeMiddleware
 from smg.context import AppContext, build_context
@@ -31,12 +31,12 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
             yield
 
     app = FastAPI(title="smg", version=__version__, lifespan=lifespan)
-    for module in (chat, models, health, admin):
+    for module in (chat, models, health, admin, mcp_admin):
         app.include_router(module.router)
     # (regex, template) of every route, for labelling requests the edge refuses before routing.
     app.state.route_templates = [
         (route.path_regex, route.path)
-        for module in (chat, models, health, admin)
+        for module in (chat, models, health, admin, mcp_admin)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

@@ -4,23 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
+from smg.mcp.control import McpControl
+from smg.mcp.pool import McpPool
+from smg.mcp.probe import probe_tools
+from smg.mcp.registry import SqliteRegistry
+from smg.mcp.yaml_config import load_mcp_config
 from smg.observability.metrics import Metrics
-from smg.observability.observers import HttpMetrics, RouterMetrics, WorkerMetrics
+from smg.observability.observers import HttpMetrics, LoopMetrics, McpMetrics, RouterMetrics, WorkerMetrics
+from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
+from smg.routing.loop import ToolLoop
 from smg.settings import Settings
+from smg.workers.breaker import CircuitBreaker
 from smg.workers.client import WorkerClient
 from smg.workers.dispatch import Dispatcher
 from smg.workers.policies import make_policy
 from smg.workers.pool import WorkerPool
 from smg.workers.retry import Sleep
 from smg.workers.worker import WorkerRegistry
+
+T = TypeVar("T")
+_PROBE_TIMEOUT_SECS = 30.0
 
 
 @dataclass
@@ -33,6 +48,7 @@ class AppContext:
     pool: WorkerPool
     dispatcher: Dispatcher
     chat: ChatService
+    mcp: McpControl
 
     @property
     def max_body(self) -> int:
@@ -44,6 +60,31 @@ class AppContext:
 
 
 @contextlib.asynccontextmanager
+async def _in_own_task(cm: contextlib.AbstractAsyncContextManager[T]) -> AsyncIterator[T]:
+    """Enter and exit ``cm`` in one dedicated task (the mcp SDK and anyio task groups require entry and
+    exit in the same task; the caller's enter and exit may run in different tasks)."""
+    entered: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def owner() -> None:
+        try:
+            async with cm as value:
+                entered.set_result(value)
+                await stop.wait()
+        except BaseException as exc:
+            if not entered.done():
+                entered.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(owner(), name="smg-owner")
+    try:
+        yield await entered
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.asynccontextmanager
 async def build_context(
     settings: Settings,
     *,
@@ -52,8 +93,9 @@ async def build_context(
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
 ) -> AsyncIterator[AppContext]:
-    """Build every component, register the ``--worker-urls`` workers, run the health prober; yields the
-    context and tears it all down on exit. ``clock``, ``sleep`` and ``rng`` are seams for tests."""
+    """Build every component, register the ``--worker-urls`` workers, open the MCP servers of the registry
+    and the YAML config, run the health prober and the registry watcher; yields the context and tears it
+    all down on exit. ``clock``, ``sleep`` and ``rng`` are seams for tests."""
     metrics = metrics or Metrics()
     worker_observer = WorkerMetrics(metrics)
     http_observer = HttpMetrics(metrics)
@@ -91,8 +133,25 @@ async def build_context(
             queue_timeout_secs=settings.admission.queue_timeout_secs,
             observer=http_observer,
         )
-        prober = asyncio.create_task(pool.run_prober(), name="smg-health-prober")
-        stack.callback(prober.cancel)
+        mcp = await _mcp_control(settings, stack, McpMetrics(metrics), clock=clock)
+        tool_loop = ToolLoop(
+            dispatcher,
+            mcp.pool,
+            budgets=LoopBudgets(
+                max_iterations=settings.mcp.max_iterations,
+                max_tool_calls=settings.mcp.max_tool_calls,
+                deadline_secs=settings.mcp.loop_timeout_secs,
+                max_repeated_calls=settings.mcp.max_repeated_calls,
+            ),
+            observer=LoopMetrics(metrics),
+            clock=clock,
+        )
+        for name, job in (
+            ("smg-health-prober", pool.run_prober()),
+            ("smg-mcp-registry-watch", mcp.run_sync_loop(settings.mcp.registry_poll_secs)),
+        ):
+            task = asyncio.create_task(job, name=name)
+            stack.callback(task.cancel)
         yield AppContext(
             settings=settings,
             metrics=metrics,
@@ -101,5 +160,33 @@ async def build_context(
             admission=admission,
             pool=pool,
             dispatcher=dispatcher,
-            chat=ChatService(dispatcher, observer=RouterMetrics(metrics)),
+            chat=ChatService(dispatcher, observer=RouterMetrics(metrics), tools=tool_loop, catalog=mcp),
+            mcp=mcp,
         )
+
+
+async def _mcp_control(
+    settings: Settings, stack: contextlib.AsyncExitStack, observer: McpMetrics, *, clock: Callable[[], float]
+) -> McpControl:
+    path = settings.mcp.registry_path
+    if path is None:  # no registry file configured: a private one that lives as long as the context
+        path = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smg-mcp-"))) / "mcp.db")
+    static = load_mcp_config(settings.mcp.config_path) if settings.mcp.config_path else []
+    mcp_pool = await stack.enter_async_context(
+        _in_own_task(
+            McpPool(
+                observer=observer,
+                breaker_factory=lambda _name: CircuitBreaker(settings.breaker, clock=clock),
+                tools_ttl=settings.mcp.tools_ttl_secs,
+                clock=clock,
+            )
+        )
+    )
+    control = McpControl(
+        SqliteRegistry(path),
+        mcp_pool,
+        static=static,
+        probe=functools.partial(probe_tools, timeout=_PROBE_TIMEOUT_SECS),
+    )
+    await control.sync(force=True)
+    return control

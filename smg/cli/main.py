@@ -11,7 +11,7 @@ from smg import __version__
 from smg.errors import ConfigError
 from smg.settings import add_gateway_flags, settings_from_namespace
 
-_SUBCOMMANDS = ("launch", "demo", "workers")
+_SUBCOMMANDS = ("launch", "demo", "workers", "mcp")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="gateway port (default: 30000 if free, else any)"
     )
 
-    from smg.cli import workers
+    from smg.cli import mcp, workers
 
     workers.add_parser(sub)
+    mcp.add_parser(sub)
     return parser
 
 

@@ -95,3 +95,15 @@ class McpServerUnavailable(ServiceUnavailable):
     def __init__(self, server: str, reason: str) -> None:
         super().__init__(f"MCP server '{server}' is unavailable: {reason}")
         self.server = server
+
+
+class McpServerUnreachable(SmgError):
+    """An MCP server could not be reached or did not complete the MCP handshake (probe, validation)."""
+
+    status = 502
+    code = "mcp_server_unreachable"
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"MCP server '{server}' is unreachable: {reason}")
+        self.server = server
+        self.reason = reason

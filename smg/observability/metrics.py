@@ -93,7 +93,47 @@ class Metrics:
         self.discovery_registrations = Counter(
             "smg_discovery_registrations", "Worker pool changes", ["source", "result"], registry=r
         )
+        # Layer 5: MCP
+        self.mcp_tool_calls = Counter(
+            "smg_mcp_tool_calls", "MCP tool calls", ["server", "tool_name", "result"], registry=r
+        )
+        self.mcp_tool_duration = Histogram(
+            "smg_mcp_tool_duration_seconds",
+            "MCP tool call duration",
+            ["server", "tool_name"],
+            buckets=b,
+            registry=r,
+        )
+        self.mcp_servers_active = Gauge(
+            "smg_mcp_servers_active", "MCP servers with a live session", registry=r
+        )
+        self.mcp_server_state = Gauge(
+            "smg_mcp_server_connected", "1 while the MCP server's session is up", ["server"], registry=r
+        )
+        self.mcp_iterations = Counter(
+            "smg_mcp_tool_iterations", "Model calls made by tool loops", ["model"], registry=r
+        )
+        self.mcp_loop_stops = Counter(
+            "smg_mcp_loop_stops", "Tool loops ended, by stop reason", ["reason"], registry=r
+        )
+        self.mcp_reconnects = Counter(
+            "smg_mcp_session_reconnects", "MCP session re-establishments", ["server"], registry=r
+        )
+        self.mcp_stdio_restarts = Counter(
+            "smg_mcp_stdio_restarts", "stdio MCP children restarted", ["server"], registry=r
+        )
+        self.mcp_tool_refreshes = Counter(
+            "smg_mcp_tool_list_refreshes", "MCP tool-list refreshes", ["server", "reason"], registry=r
+        )
+        self.mcp_cb_state = Gauge(
+            "smg_mcp_server_cb_state",
+            "MCP server breaker: 0 closed, 1 open, 2 half_open",
+            ["server"],
+            registry=r,
+        )
         self.worker_label = Bounded()
+        self.server_label = Bounded()
+        self.tool_label = Bounded(500)
         self.path_label = Bounded(64)
         self.model_label = Bounded()
         self.error_label = Bounded(64)

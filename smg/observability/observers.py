@@ -122,3 +122,67 @@ class RouterMetrics:
         m.router_duration.labels(*labels).observe(duration)
         if error_code is not None:
             m.router_errors.labels(*labels, m.error_label(error_code)).inc()
+
+
+_BREAKER_VALUES = {"closed": 0, "open": 1, "half_open": 2}
+
+
+class McpMetrics:
+    """`smg.mcp.hooks.McpObserver` and `smg.routing.execution.LoopObserver` backed by metrics.
+
+    Tool calls are counted once, where the MCP runtime makes them (the loop's own ``on_tool_call`` is
+    not counted again)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+        self._connected: set[str] = set()
+
+    @guarded
+    def on_tool_call(self, server: str, tool: str, status: str, duration: float) -> None:
+        m = self._m
+        s, t = m.server_label(server), m.tool_label(tool)
+        m.mcp_tool_calls.labels(s, t, status).inc()
+        m.mcp_tool_duration.labels(s, t).observe(duration)
+
+    @guarded
+    def on_reconnect(self, server: str) -> None:
+        self._m.mcp_reconnects.labels(self._m.server_label(server)).inc()
+
+    @guarded
+    def on_stdio_restart(self, server: str) -> None:
+        self._m.mcp_stdio_restarts.labels(self._m.server_label(server)).inc()
+
+    @guarded
+    def on_tools_refreshed(self, server: str, reason: str) -> None:
+        self._m.mcp_tool_refreshes.labels(self._m.server_label(server), reason).inc()
+
+    @guarded
+    def on_server_state(self, server: str, state: str) -> None:
+        if state == "connected":
+            self._connected.add(server)
+        else:
+            self._connected.discard(server)
+        self._m.mcp_server_state.labels(self._m.server_label(server)).set(1 if state == "connected" else 0)
+        self._m.mcp_servers_active.set(len(self._connected))
+
+    @guarded
+    def on_breaker(self, server: str, state: str) -> None:
+        self._m.mcp_cb_state.labels(self._m.server_label(server)).set(_BREAKER_VALUES.get(state, 0))
+
+
+class LoopMetrics:
+    """`smg.routing.execution.LoopObserver` backed by metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    @guarded
+    def on_iteration(self, model: str, *, iteration: int) -> None:
+        self._m.mcp_iterations.labels(self._m.model_label(model)).inc()
+
+    def on_tool_call(self, server: str, tool: str, *, status: str, duration: float) -> None:
+        pass  # counted by McpMetrics where the call is made
+
+    @guarded
+    def on_stop(self, model: str, reason: str, *, iterations: int) -> None:
+        self._m.mcp_loop_stops.labels(reason).inc()

@@ -1,18 +1,22 @@
-"""ChatService: the pass-through path of /v1/chat/completions (no MCP tools involved).
+"""ChatService: /v1/chat/completions, either pass-through or the MCP tool loop.
 
-The body goes to the worker exactly as received. A stream is relayed chunk by chunk; if it breaks after
-the first byte, the client gets an OpenAI error event and ``data: [DONE]`` instead of a silent cut.
+A request without MCP tools takes the pass-through path: the body goes to the worker exactly as received
+and a stream is relayed chunk by chunk; if it breaks after the first byte, the client gets an OpenAI error
+event and ``data: [DONE]`` instead of a silent cut. A request with MCP tools (its ``mcp`` entries, or
+servers exposed ``always``) goes to the `ToolLoop`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Protocol
 
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
+from smg.routing.loop import ToolLoop
+from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Completed, Dispatcher, UpstreamStream
 
 log = logging.getLogger("smg.routing")
@@ -24,16 +28,42 @@ class RouterObserver(Protocol):
         ...
 
 
+class ToolCatalog(Protocol):
+    """Which servers every request gets, and tool aliases (`smg.mcp.control.McpControl` provides it)."""
+
+    def always(self) -> Collection[str]: ...
+    def aliases(self) -> Mapping[str, Mapping[str, str]]: ...
+
+
 class ChatService:
-    def __init__(self, dispatcher: Dispatcher, *, observer: RouterObserver) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        observer: RouterObserver,
+        tools: ToolLoop | None = None,
+        catalog: ToolCatalog | None = None,
+    ) -> None:
         self._dispatcher = dispatcher
         self._observer = observer
+        self._tools = tools
+        self._catalog = catalog
+
+    async def _plan(self, request: ChatRequest) -> ToolPlan | None:
+        if self._tools is None or self._catalog is None:
+            return None
+        return await self._tools.plan(request, always=self._catalog.always(), aliases=self._catalog.aliases())
 
     async def complete(self, request: ChatRequest) -> Completed:
-        """Non-streaming completion. Raises NoAvailableWorkers, ModelNotFound, UpstreamError."""
+        """Non-streaming completion. Raises InvalidRequest, McpServerUnavailable, NoAvailableWorkers,
+        ModelNotFound, UpstreamError."""
         started = time.perf_counter()
         error: str | None = None
         try:
+            plan = await self._plan(request)
+            if plan is not None:
+                assert self._tools is not None
+                return await self._tools.complete(request, plan)
             return await self._dispatcher.complete(
                 request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
             )
@@ -46,9 +76,13 @@ class ChatService:
             )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[bytes]:
-        """Open the upstream stream (errors before the first byte raise) and return the relay."""
+        """Open the upstream stream (errors before the first byte raise) and return the byte stream."""
         started = time.perf_counter()
         try:
+            plan = await self._plan(request)
+            if plan is not None:
+                assert self._tools is not None
+                return self._timed(await self._tools.stream(request, plan), request.model, started)
             upstream = await self._dispatcher.open_stream(
                 request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
             )
@@ -58,6 +92,21 @@ class ChatService:
             )
             raise
         return self._relay(upstream, request.model, started)
+
+    async def _timed(self, chunks: AsyncIterator[bytes], model: str, started: float) -> AsyncIterator[bytes]:
+        completed = False
+        try:
+            async for chunk in chunks:
+                yield chunk
+            completed = True
+        finally:
+            error = None if completed else "client_disconnected"
+            self._observer.on_routed(
+                model, streaming=True, duration=time.perf_counter() - started, error_code=error
+            )
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def _relay(self, upstream: UpstreamStream, model: str, started: float) -> AsyncIterator[bytes]:
         failure: UpstreamError | None = None

@@ -24,13 +24,27 @@ def test_demo_answers_its_own_curl_and_stops_with_nothing_left_behind() -> None:
     demo = spawn([sys.executable, "-m", "smg", "demo", "--port", "0"])
     try:
         wait_for_line(demo, "smg demo is running")
-        lines = [wait_for_line(demo, "  ") for _ in range(3)]  # gateway, worker, first curl
-        curl = next(line for line in lines if line.startswith("curl -s "))
+        # plain answer, tool loop, streamed tool loop
+        curls = ["curl " + wait_for_line(demo, "  curl ") for _ in range(3)]
         children = _children(demo.pid)
-        assert children, "the demo worker runs as a child process"
-        out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True)
-        reply = json.loads(out.stdout)
-        assert reply["choices"][0]["message"]["content"] == "echo: Hello from smg"
+        assert len(children) >= 4, "the worker and the three stdio MCP servers are children of the demo"
+
+        def run(curl: str) -> str:
+            return subprocess.run(
+                ["bash", "-c", curl], capture_output=True, text=True, timeout=60, check=True
+            ).stdout
+
+        assert json.loads(run(curls[0]))["choices"][0]["message"]["content"] == "echo: Hello from smg"
+        loop = json.loads(run(curls[1]))
+        assert loop["choices"][0]["message"]["content"].startswith("tool results: ")
+        assert [c["status"] for c in loop["smg"]["tool_calls"]] == ["ok", "ok", "ok"]
+        events = [
+            line.removeprefix("data: ") for line in run(curls[2]).splitlines() if line.startswith("data: ")
+        ]
+        assert events[-1] == "[DONE]"
+        deltas = [choice["delta"] for event in events[:-1] for choice in json.loads(event)["choices"]]
+        assert not any("tool_calls" in d for d in deltas)
+        assert "".join(d.get("content") or "" for d in deltas).startswith("tool results: ")
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(20) == 0
         poll(lambda: not any(pid_alive(p) for p in children), timeout=10)

@@ -1,0 +1,400 @@
+"""``smg mcp add|list|show|remove|tools|call|check``: MCP server registration from the command line.
+
+Target: ``--gateway URL`` (with ``--admin-key``) uses a running gateway's admin API; ``--registry PATH``
+edits the SQLite registry file directly (offline). Without either flag, ``$SMG_GATEWAY_URL`` selects the
+gateway, else the registry at ``default_registry_path`` is used. The target options are accepted both
+before and after the action (``smg mcp --registry x list`` and ``smg mcp list --registry x``).
+
+Failures print one line, ``smg: error: ...``, on stderr: exit 1 for a failed operation, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from smg.cli import mcp_render as render
+from smg.errors import ConfigError, SmgError
+from smg.mcp.config import ServerSpec
+from smg.mcp.errors import InvalidMcpConfig
+from smg.mcp.registry import default_registry_path
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class Backend(Protocol):
+    """One target of ``smg mcp``; every method returns the admin API's wire shapes."""
+
+    async def list_servers(self) -> list[dict[str, Any]]: ...
+    async def show(self, name: str) -> dict[str, Any]: ...
+    async def add(self, spec: ServerSpec, *, dry_run: bool) -> dict[str, Any]: ...
+    async def remove(self, name: str) -> dict[str, Any]: ...
+    async def tools(self, name: str | None, *, refresh: bool) -> tuple[list[dict[str, Any]], list[str]]: ...
+    async def call(self, name: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]: ...
+    async def check(self) -> list[dict[str, Any]]: ...
+
+
+# --- parser -----------------------------------------------------------------------------------------
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("mcp", help="register, inspect and try MCP servers (gateway or registry file)")
+    _add_target_options(parser, default=None)
+    actions = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+
+    add = actions.add_parser("add", help="validate and register an MCP server")
+    _add_add_options(add)
+    add.add_argument("name", help="server name (1-32 of a-z A-Z 0-9 _ -)")
+    add.add_argument("rest", nargs=argparse.REMAINDER, help="[options] [-- COMMAND [ARGS...]] for stdio")
+    add.set_defaults(handler=handle)
+
+    _action(actions, "list", "list registered MCP servers")
+    show = _action(actions, "show", "show one MCP server")
+    show.add_argument("name")
+    remove = _action(actions, "remove", "unregister an MCP server")
+    remove.add_argument("name")
+    tools = _action(actions, "tools", "list the tools of one or every MCP server")
+    tools.add_argument("name", nargs="?", default=None)
+    tools.add_argument("--refresh", action="store_true", help="re-list from the server, not the cache")
+    call = _action(actions, "call", "call one tool once")
+    call.add_argument("name")
+    call.add_argument("tool", help="the tool's name or its exposed name")
+    call.add_argument("--args", default="{}", metavar="JSON", help="arguments as a JSON object")
+    _action(actions, "check", "connect to every MCP server and list its tools")
+
+
+def _action(actions: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+    _add_target_options(parser, default=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=handle)
+    return parser
+
+
+def _add_target_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    # After the action the defaults are SUPPRESS, so an absent option keeps the value given before it.
+    parser.add_argument(
+        "--gateway", default=default, metavar="URL", help="gateway base URL (env SMG_GATEWAY_URL)"
+    )
+    parser.add_argument("--admin-key", default=default, metavar="KEY", help="admin key (env SMG_ADMIN_KEY)")
+    parser.add_argument(
+        "--registry", default=default, metavar="PATH", help="registry file, offline (env SMG_MCP_REGISTRY)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default if default is argparse.SUPPRESS else DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"connect/list timeout (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text.split('=', 1)[0]!r}")
+    return key, value
+
+
+def _add_add_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    _add_target_options(parser, default=argparse.SUPPRESS)
+    parser.add_argument("--url", default=default(None), help="server URL (HTTP transports)")
+    parser.add_argument(
+        "--transport", choices=("streamable-http", "sse", "stdio"), default=default(None),
+        help="default: streamable-http with --url, stdio with a command",
+    )  # fmt: skip
+    parser.add_argument(
+        "--env", action="append", type=_key_value, default=default([]), metavar="K=V",
+        help="environment of a stdio server (repeatable; a value may be ${VAR})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--header", action="append", type=_key_value, default=default([]), metavar="K=V",
+        help="HTTP header (repeatable; write secrets as ${VAR}, resolved at connect time)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--expose", choices=("always", "on-request"), default=default("on-request"),
+        help="offer the tools on every request, or only when asked (default on-request)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tool-timeout", type=float, default=default(None), metavar="SECONDS",
+        help="timeout of one tool call (default 30)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--required", action="store_true", default=default(False),
+        help="fail requests that want this server's tools while it is down",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true", default=default(False), help="validate, save nothing"
+    )
+    parser.add_argument("--json", action="store_true", default=default(False), help="print JSON")
+
+
+class _OptionsParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # one clear line, no usage dump
+        raise ConfigError(message)
+
+
+def _finish_add_args(ns: argparse.Namespace) -> list[str]:
+    """Parse the options written after NAME into ``ns``; return the stdio command (empty if none).
+
+    argparse cannot mix options with a trailing ``-- COMMAND``, so NAME takes the rest of the line and it
+    is split here: options up to ``--``, the command after it. A rest that starts with a word is the
+    command (argparse drops a leading ``--``).
+    """
+    rest: list[str] = ns.rest
+    if rest and rest[0] == "--":
+        return rest[1:]
+    if rest and not rest[0].startswith("-"):
+        return rest
+    split = rest.index("--") if "--" in rest else len(rest)
+    options = _OptionsParser(prog="smg mcp add", add_help=False)
+    _add_add_options(options, suppress=True)
+    extra = options.parse_known_args(rest[:split], namespace=ns)[1]
+    if extra and extra[0].startswith("-"):
+        raise ConfigError(f"unrecognized option {extra[0]!r}")
+    if extra:
+        raise ConfigError(f"unexpected argument {extra[0]!r} (a stdio command goes after --)")
+    return rest[split + 1 :]
+
+
+def _spec_from_args(ns: argparse.Namespace, command: list[str]) -> ServerSpec:
+    if command and ns.url:
+        raise ConfigError("give --url URL or -- COMMAND [ARGS...], not both")
+    if not command and not ns.url:
+        raise ConfigError("give --url URL (HTTP) or -- COMMAND [ARGS...] (stdio)")
+    if command and ns.transport not in (None, "stdio"):
+        raise ConfigError(f"--transport {ns.transport} needs --url, not a command")
+    if ns.url and ns.transport == "stdio":
+        raise ConfigError("--transport stdio needs -- COMMAND [ARGS...], not --url")
+    if ns.url and ns.env:
+        raise ConfigError("--env applies to stdio servers only")
+    values: dict[str, Any] = {
+        "name": ns.name,
+        "transport": "stdio" if command else (ns.transport or "streamable-http"),
+        "url": ns.url,
+        "command": command[0] if command else None,
+        "args": tuple(command[1:]),
+        "env": dict(ns.env),
+        "headers": dict(ns.header),
+        "expose": ns.expose,
+        "required": ns.required,
+    }
+    if ns.tool_timeout is not None:
+        values["tool_timeout_secs"] = ns.tool_timeout
+    try:
+        return ServerSpec(**values)
+    except InvalidMcpConfig as exc:
+        raise ConfigError(exc.message) from None
+
+
+# --- gateway target ---------------------------------------------------------------------------------
+
+
+class GatewayError(SmgError):
+    """The admin API answered with an error (``http_status``, ``error_code``) or could not be reached."""
+
+    code = "gateway_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        error_code: str | None = None,
+        findings: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.findings = findings or []
+
+
+def _path(*parts: str) -> str:
+    return "/" + "/".join(quote(part, safe="") for part in parts)
+
+
+class GatewayBackend:
+    """The admin API of the gateway at ``url`` (``/mcp/...``), with ``admin_key`` as a Bearer token."""
+
+    def __init__(
+        self,
+        url: str,
+        admin_key: str | None,
+        *,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+        self._url = url.rstrip("/")
+        self._timeout = timeout
+        self._client = httpx.AsyncClient(
+            base_url=self._url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> GatewayBackend:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._client.aclose()
+
+    async def _request(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, http_timeout: float | None = None
+    ) -> Any:
+        try:
+            resp = await self._client.request(method, path, json=body, timeout=http_timeout or self._timeout)
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise GatewayError(f"cannot reach the gateway at {self._url}: {reason}") from None
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if resp.status_code >= 400:
+            raise _error_from(resp.status_code, data, resp.text)
+        if not isinstance(data, dict):
+            raise GatewayError(f"the gateway at {self._url} answered {method} {path} with no JSON object")
+        return data
+
+    async def list_servers(self) -> list[dict[str, Any]]:
+        return list((await self._request("GET", "/mcp/servers"))["servers"])
+
+    async def show(self, name: str) -> dict[str, Any]:
+        return dict(await self._request("GET", _path("mcp", "servers", name)))
+
+    async def add(self, spec: ServerSpec, *, dry_run: bool) -> dict[str, Any]:
+        return dict(await self._request("POST", "/mcp/servers", body={**spec.to_dict(), "dry_run": dry_run}))
+
+    async def remove(self, name: str) -> dict[str, Any]:
+        return dict(await self._request("DELETE", _path("mcp", "servers", name)))
+
+    async def tools(self, name: str | None, *, refresh: bool) -> tuple[list[dict[str, Any]], list[str]]:
+        if name is None and not refresh:
+            return list((await self._request("GET", "/mcp/tools"))["tools"]), []
+        names = [name] if name is not None else [s["name"] for s in await self.list_servers()]
+        listing: list[dict[str, Any]] = []
+        warnings: list[str] = []
+        for server in names:
+            try:
+                if refresh:
+                    found = (await self._request("POST", _path("mcp", "servers", server, "refresh")))["tools"]
+                else:
+                    found = (await self.show(server)).get("tools") or []
+            except GatewayError as exc:
+                if name is not None:
+                    raise
+                warnings.append(f"MCP server {server!r} skipped: {exc.message}")
+                continue
+            listing += [{"server": server, **tool} for tool in found]
+        return listing, warnings
+
+    async def call(self, name: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        view = await self.show(name)
+        listed = view.get("tools") or []
+        by_exposed = {t.get("exposed_name"): t.get("name") for t in listed}
+        real = tool if any(t.get("name") == tool for t in listed) else by_exposed.get(tool, tool)
+        timeouts = view.get("tool_timeouts") or {}
+        tool_timeout = float(timeouts.get(real, view.get("tool_timeout_secs") or 0))
+        path = _path("mcp", "servers", name, "tools", real, "call")
+        body = {"arguments": arguments}
+        return dict(await self._request("POST", path, body=body, http_timeout=tool_timeout + self._timeout))
+
+    async def check(self) -> list[dict[str, Any]]:
+        return list((await self._request("GET", "/mcp/check"))["servers"])
+
+
+def _error_from(status: int, data: Any, text: str) -> GatewayError:
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or "")
+        code = error.get("code")
+        found = error.get("findings")
+        return GatewayError(
+            f"HTTP {status}: {message}",
+            http_status=status,
+            error_code=str(code) if code is not None else None,
+            findings=[f for f in found if isinstance(f, dict)] if isinstance(found, list) else None,
+        )
+    return GatewayError(f"HTTP {status}: {text.strip()[:200]}", http_status=status)
+
+
+# --- running ----------------------------------------------------------------------------------------
+
+
+def _backend(
+    ns: argparse.Namespace, environ: Mapping[str, str], transport: httpx.AsyncBaseTransport | None
+) -> AbstractAsyncContextManager[Backend]:
+    if ns.gateway and ns.registry:
+        raise ConfigError("give --gateway or --registry, not both")
+    gateway = ns.gateway or (None if ns.registry else environ.get("SMG_GATEWAY_URL"))
+    if gateway:
+        key = ns.admin_key or environ.get("SMG_ADMIN_KEY") or None
+        return GatewayBackend(gateway, key, timeout=ns.timeout, transport=transport)
+    from smg.cli.mcp_offline import OfflineBackend
+
+    path = Path(ns.registry).expanduser() if ns.registry else default_registry_path(environ)
+    return OfflineBackend(path, timeout=ns.timeout)
+
+
+def handle(
+    ns: argparse.Namespace,
+    *,
+    environ: Mapping[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
+    """Run one ``smg mcp`` action; ``environ`` and ``transport`` (the gateway's HTTP) are test seams."""
+    try:
+        return asyncio.run(_run(ns, os.environ if environ is None else environ, transport))
+    except ConfigError:
+        raise  # main() prints it and exits 2
+    except SmgError as exc:
+        return render.failure(exc, as_json=bool(getattr(ns, "json", False)))
+
+
+async def _run(
+    ns: argparse.Namespace, environ: Mapping[str, str], transport: httpx.AsyncBaseTransport | None
+) -> int:
+    # Usage errors first: nothing is connected or opened for a command line that is wrong.
+    spec = _spec_from_args(ns, _finish_add_args(ns)) if ns.action == "add" else None
+    arguments = _arguments(ns.args) if ns.action == "call" else {}
+    async with _backend(ns, environ, transport) as backend:
+        if spec is not None:
+            return render.added(await backend.add(spec, dry_run=ns.dry_run), as_json=ns.json)
+        if ns.action == "list":
+            return render.servers(await backend.list_servers(), as_json=ns.json)
+        if ns.action == "show":
+            return render.server(await backend.show(ns.name), as_json=ns.json)
+        if ns.action == "remove":
+            return render.removed(await backend.remove(ns.name), as_json=ns.json)
+        if ns.action == "tools":
+            listing, warnings = await backend.tools(ns.name, refresh=ns.refresh)
+            for warning in warnings:
+                render.warn(warning)
+            return render.tools(listing, as_json=ns.json)
+        if ns.action == "call":
+            return render.called(await backend.call(ns.name, ns.tool, arguments), as_json=ns.json)
+        return render.checks(await backend.check(), as_json=ns.json)
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"--args is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError("--args must be a JSON object")
+    return value

@@ -1,0 +1,130 @@
+"""`McpControl`: the registered servers as the gateway serves them.
+
+It joins the registry file (dynamic, editable offline) with the ``--mcp-config-path`` servers (static),
+keeps the `McpPool` in step with both, and answers the admin API: add (validated), remove, views.
+A registry edit made by another process is picked up by `sync` (polled by the gateway).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
+
+import anyio
+import anyio.to_thread
+
+from smg.mcp.config import ServerSpec
+from smg.mcp.errors import InvalidMcpConfig, McpServerNotFound
+from smg.mcp.pool import McpPool
+from smg.mcp.registry import RegistryStore
+from smg.mcp.types import ToolInfo
+from smg.mcp.validate import Validation, validate_server
+
+log = logging.getLogger("smg.mcp")
+Probe = Callable[[ServerSpec], Awaitable[list[ToolInfo]]]
+
+
+class McpControl:
+    def __init__(
+        self, store: RegistryStore, pool: McpPool, *, static: Sequence[ServerSpec] = (), probe: Probe
+    ) -> None:
+        self._store = store
+        self._pool = pool
+        self._static = {spec.name: spec for spec in static}
+        self._probe = probe
+        self._version: int | None = None
+        self._specs: Mapping[str, ServerSpec] = MappingProxyType({})
+        self._always: tuple[str, ...] = ()
+        self._aliases: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+        self._lock = anyio.Lock()
+
+    @property
+    def pool(self) -> McpPool:
+        return self._pool
+
+    # --- what request handling reads (cheap, no I/O) ----------------------------------------------
+
+    def specs(self) -> Mapping[str, ServerSpec]:
+        return self._specs
+
+    def always(self) -> tuple[str, ...]:
+        """Servers exposed to every request (``expose: always``)."""
+        return self._always
+
+    def aliases(self) -> Mapping[str, Mapping[str, str]]:
+        return self._aliases
+
+    def get(self, name: str) -> ServerSpec:
+        """Raises McpServerNotFound."""
+        spec = self._specs.get(name)
+        if spec is None:
+            raise McpServerNotFound(name)
+        return spec
+
+    # --- keeping the pool in step --------------------------------------------------------------------
+
+    async def sync(self, *, force: bool = False) -> bool:
+        """Reconcile the pool with the registry when its version moved (or ``force``); True if it did.
+        Raises McpRegistryError when the registry file is unusable (the pool is left as it was)."""
+        async with self._lock:
+            version = await anyio.to_thread.run_sync(self._store.version)
+            if version == self._version and not force:
+                return False
+            stored = await anyio.to_thread.run_sync(self._store.list)
+            specs = dict(self._static)
+            for spec in stored:
+                if spec.name in specs:
+                    log.error(
+                        "MCP server %s is both in the registry and in the YAML config; YAML wins", spec.name
+                    )
+                    continue
+                specs[spec.name] = spec
+            await self._pool.reconcile(specs.values())
+            self._specs = MappingProxyType(specs)
+            self._always = tuple(name for name, s in sorted(specs.items()) if s.expose == "always")
+            self._aliases = MappingProxyType({name: s.aliases for name, s in specs.items() if s.aliases})
+            self._version = version
+            return True
+
+    async def run_sync_loop(self, interval_secs: float) -> None:
+        """Poll the registry forever (edits made offline by ``smg mcp --registry`` reach the gateway)."""
+        while True:
+            await anyio.sleep(interval_secs)
+            try:
+                if await self.sync():
+                    log.info("MCP registry changed; now serving %s", ", ".join(self._specs) or "no servers")
+            except InvalidMcpConfig as exc:
+                log.error("MCP registry: %s", exc.message)
+
+    # --- admin operations ----------------------------------------------------------------------------
+
+    async def validate(self, spec: ServerSpec) -> Validation:
+        """Check ``spec`` against the served servers (their cached tool lists) without saving anything."""
+        existing = list(self._specs.values())
+        listed = await self._pool.list_tools()
+        tools = {name: [t.name for t in infos] for name, infos in listed.items()}
+        return await validate_server(spec, existing, probe=self._probe, existing_tools=tools)
+
+    async def add(self, spec: ServerSpec, *, dry_run: bool = False) -> Validation:
+        """Validate, then (unless ``dry_run``) save and start serving ``spec``.
+
+        Raises McpRegistrationRefused / McpRegistrationConflict (with every finding) when invalid.
+        """
+        validation = await self.validate(spec)
+        if not validation.ok:
+            raise validation.error()
+        if not dry_run:
+            await anyio.to_thread.run_sync(self._store.add, spec)
+            await self.sync(force=True)
+        return validation
+
+    async def remove(self, name: str) -> None:
+        """Unregister a registry server and close its session. Raises McpServerNotFound, and
+        InvalidMcpConfig for a server of the YAML config (only that file can change it)."""
+        if name in self._static:
+            raise InvalidMcpConfig(
+                f"MCP server {name!r} comes from --mcp-config-path; edit that file", server=name
+            )
+        await anyio.to_thread.run_sync(self._store.remove, name)
+        await self.sync(force=True)

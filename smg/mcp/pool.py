@@ -1,0 +1,171 @@
+"""`McpPool`: every registered server's `ServerConnection`, behind the `McpRuntime` interface.
+
+Use it as ``async with McpPool(...) as pool``: the owner task of every connection runs in the pool's task
+group, so the task that enters the pool owns the sessions (the SDK's same-task rule holds because each
+owner task enters and exits its own session). Any task may call `list_tools` / `call_tool` concurrently.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from smg.mcp.config import ServerSpec
+from smg.mcp.connection import ServerConnection
+from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
+from smg.mcp.hooks import (
+    Backoff,
+    BreakerFactory,
+    McpObserver,
+    NullMcpObserver,
+    Sleep,
+    logger,
+)
+from smg.mcp.registry import RegistryStore
+from smg.mcp.types import ServerStatus, ToolInfo, ToolOutcome
+
+
+class McpPool:
+    """One long-lived session per MCP server; implements `smg.mcp.types.McpRuntime`."""
+
+    def __init__(
+        self,
+        *,
+        observer: McpObserver | None = None,
+        breaker_factory: BreakerFactory | None = None,
+        tools_ttl: float = 300.0,
+        backoff: Backoff | None = None,
+        sleep: Sleep = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        connect_timeout: float = 30.0,
+        ready_timeout: float = 10.0,
+        close_timeout: float = 10.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._observer = observer or NullMcpObserver()
+        self._breaker_factory = breaker_factory
+        self._options: dict[str, Any] = {
+            "tools_ttl": tools_ttl,
+            "backoff": backoff,
+            "sleep": sleep,
+            "clock": clock,
+            "connect_timeout": connect_timeout,
+            "ready_timeout": ready_timeout,
+            "environ": environ,
+        }
+        self._close_timeout = close_timeout
+        self._connections: dict[str, ServerConnection] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._lock = anyio.Lock()
+        self._store_version: int | None = None
+
+    async def __aenter__(self) -> McpPool:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._tg is not None
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+        finally:
+            self._tg.cancel_scope.cancel()
+            tg, self._tg = self._tg, None
+        return await tg.__aexit__(exc_type, exc, tb)
+
+    # --- membership -----------------------------------------------------------------------------
+
+    async def reconcile(self, specs: Iterable[ServerSpec]) -> None:
+        """Make the pool serve exactly ``specs``: open new servers, close removed ones, reopen changed
+        ones. Returns once every change is applied (new sessions connect in the background)."""
+        wanted = {spec.name: spec for spec in specs}
+        async with self._lock:
+            if self._tg is None:
+                raise RuntimeError("McpPool is not open: use `async with McpPool(...)`")
+            stale = [c for name, c in self._connections.items() if wanted.get(name) != c.spec]
+            for connection in stale:
+                del self._connections[connection.name]
+            await self._close_all(stale)
+            for name, spec in wanted.items():
+                if name not in self._connections:
+                    breaker = self._breaker_factory(name) if self._breaker_factory else None
+                    connection = ServerConnection(
+                        spec, breaker=breaker, observer=self._observer, **self._options
+                    )
+                    self._connections[name] = connection
+                    await self._tg.start(connection.run)
+
+    async def sync_from(self, store: RegistryStore) -> bool:
+        """Reconcile with ``store`` when its version moved since the last sync; True when it did.
+        Raises McpRegistryError (the pool is left as it was)."""
+        version = await anyio.to_thread.run_sync(store.version)
+        if version == self._store_version:
+            return False
+        specs = await anyio.to_thread.run_sync(store.list)
+        await self.reconcile(specs)
+        self._store_version = version
+        return True
+
+    async def aclose(self) -> None:
+        """Close every session and stop every stdio child (each bounded by ``close_timeout``)."""
+        async with self._lock:
+            connections = builtins.list(self._connections.values())
+            self._connections.clear()
+            await self._close_all(connections)
+
+    async def _close_all(self, connections: builtins.list[ServerConnection]) -> None:
+        async with anyio.create_task_group() as tg:
+            for connection in connections:
+                tg.start_soon(functools.partial(connection.close, grace=self._close_timeout))
+
+    # --- McpRuntime -----------------------------------------------------------------------------
+
+    def statuses(self) -> builtins.list[ServerStatus]:
+        return [self._connections[name].status() for name in sorted(self._connections)]
+
+    async def list_tools(
+        self, servers: builtins.list[str] | None = None, *, refresh: bool = False
+    ) -> dict[str, builtins.list[ToolInfo]]:
+        names = sorted(self._connections) if servers is None else servers
+        connections = [self._get(name) for name in names]
+        found: dict[str, builtins.list[ToolInfo]] = {}
+        failed: dict[str, McpServerUnavailable] = {}
+
+        async def one(connection: ServerConnection) -> None:
+            try:
+                found[connection.name] = await connection.list_tools(refresh=refresh)
+            except McpServerUnavailable as exc:
+                failed[connection.name] = exc
+
+        async with anyio.create_task_group() as tg:
+            for connection in connections:
+                tg.start_soon(one, connection)
+        for connection in connections:
+            error = failed.get(connection.name)
+            if error is None:
+                continue
+            if connection.spec.required:
+                raise error
+            logger.warning("MCP server %s left out of the tool list: %s", connection.name, error.message)
+        return {
+            connection.name: found[connection.name] for connection in connections if connection.name in found
+        }
+
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
+        return await self._get(server).call_tool(tool, arguments)
+
+    def _get(self, name: str) -> ServerConnection:
+        connection = self._connections.get(name)
+        if connection is None:
+            raise McpServerNotFound(name)
+        return connection
