@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from smg.mcp.naming import exposed_tool_name
 from smg.settings import McpSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.processes import spawn, stop, wait_for_line
@@ -212,3 +213,25 @@ async def test_tool_failures_come_back_as_readable_tool_results(
     assert [c["status"] for c in body["smg"]["tool_calls"]] == [status]
     assert needle in body["choices"][0]["message"]["content"].lower()
     assert body["smg"]["stop_reason"] == "completed"
+
+
+LONG_TOOL = "this_tool_name_is_deliberately_seventy_characters_long_for_testing_xxx"
+
+
+async def test_a_seventy_character_tool_is_offered_shortened_and_called_through_the_loop(
+    gw: RunningGateway,
+) -> None:
+    exposed = exposed_tool_name("faults", LONG_TOOL)
+    assert len(exposed) <= 64
+    async with httpx.AsyncClient(base_url=gw.url, timeout=60) as http:
+        resp = await http.post(
+            "/v1/chat/completions",
+            json={"model": "mock-model", "tools": _mcp("faults"),
+                  "messages": [{"role": "user", "content": f'CALL {exposed} {{"text": "long names work"}}'}]},
+        )  # fmt: skip
+        offered = (await http.get(gw.url.replace("/v1", "") + "/mcp/servers/faults")).json()["tools"]
+    assert resp.status_code == 200
+    body = resp.json()
+    assert [(c["tool"], c["status"]) for c in body["smg"]["tool_calls"]] == [(LONG_TOOL, "ok")]
+    assert "long names work" in body["choices"][0]["message"]["content"]
+    assert exposed in {t["exposed_name"] for t in offered}
