@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from smg.api.deps import context_of
 from smg.mcp.config import ServerSpec
 from smg.mcp.control import McpControl
-from smg.mcp.naming import exposed_tool_name
-from smg.mcp.types import ServerStatus, ToolInfo
+from smg.mcp.views import server_view, tool_view
 
 router = APIRouter(prefix="/mcp", tags=["admin", "mcp"])
 
@@ -32,40 +31,9 @@ def _control(request: Request) -> McpControl:
     return context_of(request).mcp
 
 
-def _status(status: ServerStatus | None) -> dict[str, Any]:
-    if status is None:
-        return {
-            "state": "closed",
-            "tools": 0,
-            "breaker": "closed",
-            "last_error": None,
-            "reconnects": 0,
-            "pid": None,
-        }
-    return {
-        "state": status.state,
-        "tools": status.tools,
-        "breaker": status.breaker,
-        "last_error": status.last_error,
-        "reconnects": status.reconnects,
-        "pid": status.pid,
-    }
-
-
 def _server_view(control: McpControl, spec: ServerSpec) -> dict[str, Any]:
     statuses = {s.name: s for s in control.pool.statuses()}
-    return {**spec.redacted(), "status": _status(statuses.get(spec.name))}
-
-
-def _tool_view(spec: ServerSpec, tool: ToolInfo) -> dict[str, Any]:
-    return {
-        "name": tool.name,
-        "exposed_name": exposed_tool_name(spec.name, spec.aliases.get(tool.name, tool.name)),
-        "description": tool.description,
-        "read_only": tool.read_only,
-        "idempotent": tool.idempotent,
-        "destructive": tool.destructive,
-    }
+    return server_view(spec, statuses.get(spec.name))
 
 
 @router.get("/servers")
@@ -83,9 +51,7 @@ async def add_server(body: dict[str, Any], request: Request) -> JSONResponse:
     validation = await control.add(spec, dry_run=dry_run)
     return JSONResponse(
         {
-            "server": {**spec.redacted(), "status": _status(None)}
-            if dry_run
-            else _server_view(control, spec),
+            "server": server_view(spec) if dry_run else _server_view(control, spec),
             "findings": [f.to_dict() for f in validation.findings],
             "saved": not dry_run,
         },
@@ -98,7 +64,7 @@ async def get_server(name: str, request: Request) -> dict[str, Any]:
     control = _control(request)
     spec = control.get(name)
     listed = await control.pool.list_tools([name])
-    return {**_server_view(control, spec), "tools": [_tool_view(spec, t) for t in listed.get(name, [])]}
+    return {**_server_view(control, spec), "tools": [tool_view(spec, t) for t in listed.get(name, [])]}
 
 
 @router.delete("/servers/{name}")
@@ -112,7 +78,7 @@ async def refresh_tools(name: str, request: Request) -> dict[str, Any]:
     control = _control(request)
     spec = control.get(name)
     listed = await control.pool.list_tools([name], refresh=True)
-    return {"tools": [_tool_view(spec, t) for t in listed.get(name, [])]}
+    return {"tools": [tool_view(spec, t) for t in listed.get(name, [])]}
 
 
 @router.post("/servers/{name}/tools/{tool}/call")
@@ -137,9 +103,7 @@ async def list_tools(request: Request) -> dict[str, Any]:
     specs = control.specs()
     return {
         "tools": [
-            {"server": server, **_tool_view(specs[server], tool)}
-            for server, tools in sorted(listed.items())
-            for tool in tools
+            tool_view(specs[server], tool) for server, tools in sorted(listed.items()) for tool in tools
         ]
     }
 

@@ -20,23 +20,7 @@ from smg.mcp.naming import exposed_tool_name
 from smg.mcp.registry import SqliteRegistry
 from smg.mcp.types import ToolInfo
 from smg.mcp.validate import Validation, known_tools, validate_server
-
-
-def server_view(spec: ServerSpec, status: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The admin API's ServerView: the redacted spec plus ``status`` (None offline: nothing is running)."""
-    return {**spec.redacted(), "status": status}
-
-
-def tool_view(spec: ServerSpec, tool: ToolInfo) -> dict[str, Any]:
-    return {
-        "server": spec.name,
-        "name": tool.name,
-        "exposed_name": exposed_tool_name(spec.name, spec.aliases.get(tool.name, tool.name)),
-        "description": tool.description,
-        "read_only": tool.read_only,
-        "idempotent": tool.idempotent,
-        "destructive": tool.destructive,
-    }
+from smg.mcp.views import server_view, tool_view
 
 
 @contextmanager
