@@ -182,7 +182,9 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("mcp-max-iterations", int, 10, "model calls per tool loop"),
     _Flag("mcp-max-tool-calls", int, 64, "MCP tool calls per tool loop"),
     _Flag("mcp-loop-timeout-secs", float, 300.0, "wall-clock budget of one tool loop"),
-    _Flag("mcp-max-repeated-calls", int, 3, "identical tool calls (same arguments) allowed per loop"),
+    _Flag(
+        "mcp-max-repeated-calls", int, 3, "the Nth request of an identical tool call stops the loop (>= 2)"
+    ),
     _Flag("mcp-tools-ttl-secs", float, 300.0, "age after which a server's cached tool list is refreshed"),
     _Flag("log-level", str, "info", "log level", choices=LOG_LEVELS),
     _Flag("log-json", None, False, "log one JSON object per line"),
@@ -304,7 +306,7 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
     _check(v["mcp_max_iterations"] >= 1, "--mcp-max-iterations: must be at least 1")
     _check(v["mcp_max_tool_calls"] >= 1, "--mcp-max-tool-calls: must be at least 1")
     _check(v["mcp_loop_timeout_secs"] > 0, "--mcp-loop-timeout-secs: must be > 0")
-    _check(v["mcp_max_repeated_calls"] >= 1, "--mcp-max-repeated-calls: must be at least 1")
+    _check(v["mcp_max_repeated_calls"] >= 2, "--mcp-max-repeated-calls: must be at least 2")
     _check(v["mcp_tools_ttl_secs"] > 0, "--mcp-tools-ttl-secs: must be > 0")
     urls = tuple(_validate_url(u) for u in v["worker_urls"])
     return Settings(

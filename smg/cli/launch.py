@@ -14,6 +14,7 @@ import uvloop
 
 from smg.app import create_app
 from smg.context import build_context
+from smg.errors import SmgError
 from smg.observability.server import metrics_listener
 from smg.settings import Settings
 
@@ -96,4 +97,7 @@ def run(settings: Settings) -> int:
     except OSError as exc:
         print(f"smg: error: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except SmgError as exc:  # start-up configuration, e.g. an invalid --mcp-config-path file
+        print(f"smg: error: {exc.message}", file=sys.stderr)
+        return 2
     return 0

@@ -14,6 +14,7 @@ from types import MappingProxyType
 import anyio
 import anyio.to_thread
 
+from smg.errors import SmgError
 from smg.mcp.config import ServerSpec
 from smg.mcp.errors import InvalidMcpConfig, McpServerNotFound
 from smg.mcp.pool import McpPool
@@ -94,7 +95,7 @@ class McpControl:
             try:
                 if await self.sync():
                     log.info("MCP registry changed; now serving %s", ", ".join(self._specs) or "no servers")
-            except InvalidMcpConfig as exc:
+            except SmgError as exc:  # an unusable registry file: keep serving what we have, retry later
                 log.error("MCP registry: %s", exc.message)
 
     # --- admin operations ----------------------------------------------------------------------------
