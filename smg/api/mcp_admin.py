@@ -7,7 +7,6 @@ Secrets are shown only as written references (``${VAR}``) or ``***``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,8 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from smg.api.deps import context_of
 from smg.mcp.config import ServerSpec
 from smg.mcp.control import McpControl
-from smg.mcp.errors import McpServerUnavailable
-from smg.mcp.types import ToolInfo
 from smg.mcp.views import server_view, tool_view
 
 router = APIRouter(prefix="/mcp", tags=["admin", "mcp"])
@@ -32,24 +29,6 @@ class CallBody(BaseModel):
 
 def _control(request: Request) -> McpControl:
     return context_of(request).mcp
-
-
-async def _listed(
-    control: McpControl, names: list[str] | None = None, *, refresh: bool = False
-) -> tuple[dict[str, list[ToolInfo]], dict[str, str]]:
-    """Tools per server, one server at a time, so that a ``required`` server that is down shows up as an
-    error of its own instead of failing the whole answer (as it fails a chat request)."""
-    listed: dict[str, list[ToolInfo]] = {}
-    errors: dict[str, str] = {}
-
-    async def one(name: str) -> None:
-        try:
-            listed.update(await control.pool.list_tools([name], refresh=refresh))
-        except McpServerUnavailable as exc:
-            errors[name] = exc.message
-
-    await asyncio.gather(*(one(name) for name in (sorted(control.specs()) if names is None else names)))
-    return listed, errors
 
 
 def _server_view(control: McpControl, spec: ServerSpec) -> dict[str, Any]:
@@ -84,7 +63,7 @@ async def add_server(body: dict[str, Any], request: Request) -> JSONResponse:
 async def get_server(name: str, request: Request) -> dict[str, Any]:
     control = _control(request)
     spec = control.get(name)
-    listed, _ = await _listed(control, [name])
+    listed, _ = await control.list_each([name])
     return {**_server_view(control, spec), "tools": [tool_view(spec, t) for t in listed.get(name, [])]}
 
 
@@ -98,7 +77,7 @@ async def remove_server(name: str, request: Request) -> dict[str, Any]:
 async def refresh_tools(name: str, request: Request) -> dict[str, Any]:
     control = _control(request)
     spec = control.get(name)
-    listed, _ = await _listed(control, [name], refresh=True)
+    listed, _ = await control.list_each([name], refresh=True)
     return {"tools": [tool_view(spec, t) for t in listed.get(name, [])]}
 
 
@@ -120,7 +99,7 @@ async def call_tool(name: str, tool: str, body: CallBody, request: Request) -> d
 @router.get("/tools")
 async def list_tools(request: Request) -> dict[str, Any]:
     control = _control(request)
-    listed, _ = await _listed(control)
+    listed, _ = await control.list_each()
     specs = control.specs()
     return {
         "tools": [
@@ -132,7 +111,7 @@ async def list_tools(request: Request) -> dict[str, Any]:
 @router.get("/check")
 async def check(request: Request) -> dict[str, Any]:
     control = _control(request)
-    listed, errors = await _listed(control, refresh=True)
+    listed, errors = await control.list_each(refresh=True)
     statuses = {s.name: s for s in control.pool.statuses()}
     out = []
     for name in sorted(control.specs()):

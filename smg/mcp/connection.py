@@ -39,6 +39,9 @@ logger = logging.getLogger("smg.mcp")
 _SUBSCRIBE_WAIT_SECS = 5.0
 
 
+_DOWN_WAIT_SECS = 1.0  # how long a request waits for a server that is known to be down
+
+
 class ServerConnection:
     """The session of one MCP server. Start `run` in a task group; end it with `close`."""
 
@@ -243,7 +246,10 @@ class ServerConnection:
         return end.status, end.text, True
 
     async def _ready(self, wait: float) -> Client:
-        """The open session, waiting at most ``wait`` seconds for one. Raises McpServerUnavailable."""
+        """The open session, waiting at most ``wait`` seconds for one (at most `_DOWN_WAIT_SECS` when the
+        server is known to be down, so requests do not each stall on it). Raises McpServerUnavailable."""
+        if self._state in ("reconnecting", "failed"):
+            wait = min(wait, _DOWN_WAIT_SECS)
         with anyio.move_on_after(wait):
             while not (self._closing or self._done.is_set()):
                 client = self._client

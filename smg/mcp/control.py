@@ -16,7 +16,7 @@ import anyio.to_thread
 
 from smg.errors import SmgError
 from smg.mcp.config import ServerSpec
-from smg.mcp.errors import InvalidMcpConfig, McpServerNotFound
+from smg.mcp.errors import InvalidMcpConfig, McpServerNotFound, McpServerUnavailable
 from smg.mcp.pool import McpPool
 from smg.mcp.registry import RegistryStore
 from smg.mcp.types import ToolInfo
@@ -100,10 +100,31 @@ class McpControl:
 
     # --- admin operations ----------------------------------------------------------------------------
 
+    async def list_each(
+        self, names: Sequence[str] | None = None, *, refresh: bool = False
+    ) -> tuple[dict[str, list[ToolInfo]], dict[str, str]]:
+        """Tools per server, listed one server at a time: (tools of the servers that answered, the reason
+        of each that did not). Unlike a chat request, a ``required`` server that is down does not fail
+        the whole answer. Raises McpServerNotFound for an unknown name."""
+        listed: dict[str, list[ToolInfo]] = {}
+        errors: dict[str, str] = {}
+
+        async def one(name: str) -> None:
+            try:
+                listed.update(await self._pool.list_tools([name], refresh=refresh))
+            except McpServerUnavailable as exc:
+                errors[name] = exc.message
+
+        async with anyio.create_task_group() as tg:
+            for name in sorted(self._specs) if names is None else names:
+                tg.start_soon(one, name)
+        return listed, errors
+
     async def validate(self, spec: ServerSpec) -> Validation:
-        """Check ``spec`` against the served servers (their cached tool lists) without saving anything."""
+        """Check ``spec`` against the served servers (their cached tool lists) without saving anything.
+        A served server that cannot list its tools now is reported as not checked for collisions."""
         existing = list(self._specs.values())
-        listed = await self._pool.list_tools()
+        listed, _ = await self.list_each()
         tools = {name: [t.name for t in infos] for name, infos in listed.items()}
         return await validate_server(spec, existing, probe=self._probe, existing_tools=tools)
 
