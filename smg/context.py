@@ -21,7 +21,14 @@ from smg.mcp.probe import probe_tools
 from smg.mcp.registry import SqliteRegistry
 from smg.mcp.yaml_config import load_mcp_config
 from smg.observability.metrics import Metrics
-from smg.observability.observers import HttpMetrics, LoopMetrics, McpMetrics, RouterMetrics, WorkerMetrics
+from smg.observability.observers import (
+    HttpMetrics,
+    LoopMetrics,
+    McpMetrics,
+    RouterMetrics,
+    StorageMetrics,
+    WorkerMetrics,
+)
 from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
@@ -133,7 +140,7 @@ async def build_context(
             queue_timeout_secs=settings.admission.queue_timeout_secs,
             observer=http_observer,
         )
-        mcp = await _mcp_control(settings, stack, McpMetrics(metrics), clock=clock)
+        mcp = await _mcp_control(settings, stack, metrics, clock=clock)
         tool_loop = ToolLoop(
             dispatcher,
             mcp.pool,
@@ -166,7 +173,7 @@ async def build_context(
 
 
 async def _mcp_control(
-    settings: Settings, stack: contextlib.AsyncExitStack, observer: McpMetrics, *, clock: Callable[[], float]
+    settings: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics, *, clock: Callable[[], float]
 ) -> McpControl:
     path = settings.mcp.registry_path
     if path is None:  # no registry file configured: a private one that lives as long as the context
@@ -175,7 +182,7 @@ async def _mcp_control(
     mcp_pool = await stack.enter_async_context(
         _in_own_task(
             McpPool(
-                observer=observer,
+                observer=McpMetrics(metrics),
                 breaker_factory=lambda _name: CircuitBreaker(settings.breaker, clock=clock),
                 tools_ttl=settings.mcp.tools_ttl_secs,
                 clock=clock,
@@ -183,7 +190,7 @@ async def _mcp_control(
         )
     )
     control = McpControl(
-        SqliteRegistry(path),
+        SqliteRegistry(path, observer=StorageMetrics(metrics)),
         mcp_pool,
         static=static,
         probe=functools.partial(probe_tools, timeout=_PROBE_TIMEOUT_SECS),

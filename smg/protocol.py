@@ -1,7 +1,8 @@
 """OpenAI wire format: what the gateway must read of a chat request, and SSE framing.
 
 The hot path parses the body once with orjson and validates only the fields the gateway acts on;
-everything else is forwarded byte for byte (the original body is what the worker receives).
+everything else is forwarded byte for byte (the original body is what the worker receives, but for the
+usage request added to streams: `smg.routing.metering`).
 """
 
 from __future__ import annotations

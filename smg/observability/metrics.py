@@ -29,7 +29,7 @@ class Bounded:
 
 
 class Metrics:
-    """The metric families of layers 1-3 (HTTP, router, worker) and discovery."""
+    """The metric families of all six layers: HTTP, router, worker, discovery, MCP, storage."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
@@ -65,6 +65,19 @@ class Metrics:
         )
         self.router_errors = Counter(
             "smg_router_request_errors", "Routed request errors", [*router_labels, "error_type"], registry=r
+        )
+        self.router_ttft = Histogram(
+            "smg_router_ttft_seconds", "Time to first token (streams)", ["model"], buckets=b, registry=r
+        )
+        self.router_tpot = Histogram(
+            "smg_router_tpot_seconds", "Time per output token after the first (streams)", ["model"],
+            buckets=b, registry=r,
+        )  # fmt: skip
+        self.router_tokens = Counter(
+            "smg_router_tokens", "Tokens by type (input/output), from usage", ["model", "type"], registry=r
+        )
+        self.router_stage = Histogram(
+            "smg_router_stage_duration_seconds", "Pipeline stage duration", ["stage"], buckets=b, registry=r
         )
         # Layer 3: workers
         self.worker_health = Gauge("smg_worker_health", "1 healthy, 0 unhealthy", ["worker"], registry=r)
@@ -129,6 +142,17 @@ class Metrics:
             "smg_mcp_server_cb_state",
             "MCP server breaker: 0 closed, 1 open, 2 half_open",
             ["server"],
+            registry=r,
+        )
+        # Layer 6: storage
+        self.db_operations = Counter(
+            "smg_db_operations", "Storage operations", ["storage_type", "operation", "result"], registry=r
+        )
+        self.db_duration = Histogram(
+            "smg_db_operation_duration_seconds",
+            "Storage operation duration",
+            ["storage_type", "operation"],
+            buckets=b,
             registry=r,
         )
         self.worker_label = Bounded()

@@ -37,8 +37,9 @@ class WorkerMetrics:
         return self._m.worker_label(url)
 
     @guarded
-    def on_selected(self, policy: str, worker: str) -> None:
+    def on_selected(self, policy: str, worker: str, *, duration: float) -> None:
         self._m.worker_selection.labels(policy, self._w(worker)).inc()
+        self._m.router_stage.labels("select").observe(duration)
 
     @guarded
     def on_attempt(self, worker: str, *, active: int) -> None:
@@ -123,6 +124,24 @@ class RouterMetrics:
         if error_code is not None:
             m.router_errors.labels(*labels, m.error_label(error_code)).inc()
 
+    @guarded
+    def on_generation(
+        self, model: str, *, ttft: float | None, tpot: float | None, tokens: tuple[int, int] | None
+    ) -> None:
+        m = self._m
+        model_label = m.model_label(model)
+        if ttft is not None:
+            m.router_ttft.labels(model_label).observe(ttft)
+        if tpot is not None:
+            m.router_tpot.labels(model_label).observe(tpot)
+        if tokens is not None:
+            m.router_tokens.labels(model_label, "input").inc(tokens[0])
+            m.router_tokens.labels(model_label, "output").inc(tokens[1])
+
+    @guarded
+    def on_stage(self, stage: str, duration: float) -> None:
+        self._m.router_stage.labels(stage).observe(duration)
+
 
 _BREAKER_VALUES = {"closed": 0, "open": 1, "half_open": 2}
 
@@ -180,9 +199,25 @@ class LoopMetrics:
     def on_iteration(self, model: str, *, iteration: int) -> None:
         self._m.mcp_iterations.labels(self._m.model_label(model)).inc()
 
+    @guarded
     def on_tool_call(self, server: str, tool: str, *, status: str, duration: float) -> None:
-        pass  # counted by McpMetrics where the call is made
+        # Counted by McpMetrics where the call is made; here only the loop's tool_exec stage.
+        self._m.router_stage.labels("tool_exec").observe(duration)
 
     @guarded
     def on_stop(self, model: str, reason: str, *, iterations: int) -> None:
         self._m.mcp_loop_stops.labels(reason).inc()
+
+
+class StorageMetrics:
+    """`smg.mcp.registry.StorageObserver` backed by metrics (``storage_type`` names the backend)."""
+
+    def __init__(self, metrics: Metrics, *, storage_type: str = "sqlite") -> None:
+        self._m = metrics
+        self._type = storage_type
+
+    @guarded
+    def on_operation(self, operation: str, result: str, duration: float) -> None:
+        m = self._m
+        m.db_operations.labels(self._type, operation, m.error_label(result)).inc()
+        m.db_duration.labels(self._type, operation).observe(duration)

@@ -1,9 +1,11 @@
 """ChatService: /v1/chat/completions, either pass-through or the MCP tool loop.
 
 A request without MCP tools takes the pass-through path: the body goes to the worker exactly as received
-and a stream is relayed chunk by chunk; if it breaks after the first byte, the client gets an OpenAI error
-event and ``data: [DONE]`` instead of a silent cut. A request with MCP tools (its ``mcp`` entries, or
-servers exposed ``always``) goes to the `ToolLoop`.
+(except that a stream whose client did not ask for usage asks for it, and that usage chunk is not
+relayed: `smg.routing.metering`, ADR 0007) and a stream is relayed chunk by chunk; if it breaks after the
+first byte, the client gets an OpenAI error event and ``data: [DONE]`` instead of a silent cut. TTFT,
+TPOT, tokens and stage durations go to the `RouterObserver`. A request with MCP tools (its ``mcp``
+entries, or servers exposed ``always``) goes to the `ToolLoop`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
 from smg.routing.loop import ToolLoop
+from smg.routing.metering import StreamMeter, Tokens, completion_tokens, stream_body
 from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Completed, Dispatcher, UpstreamStream
 
@@ -25,6 +28,17 @@ log = logging.getLogger("smg.routing")
 class RouterObserver(Protocol):
     def on_routed(self, model: str, *, streaming: bool, duration: float, error_code: str | None) -> None:
         """One routed request finished (for a stream: its last byte was relayed or it failed)."""
+        ...
+
+    def on_generation(
+        self, model: str, *, ttft: float | None, tpot: float | None, tokens: Tokens | None
+    ) -> None:
+        """What one answered request generated: time to first token and per later token (streams),
+        (input, output) tokens from the worker's ``usage``; None where unknown."""
+        ...
+
+    def on_stage(self, stage: str, duration: float) -> None:
+        """One pipeline stage took ``duration`` seconds (``upstream``, ``tool_loop``)."""
         ...
 
 
@@ -61,12 +75,21 @@ class ChatService:
         error: str | None = None
         try:
             plan = await self._plan(request)
+            stage_started = time.perf_counter()
             if plan is not None:
                 assert self._tools is not None
-                return await self._tools.complete(request, plan)
-            return await self._dispatcher.complete(
-                request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
-            )
+                done = await self._tools.complete(request, plan)
+                stage = "tool_loop"
+            else:
+                done = await self._dispatcher.complete(
+                    request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
+                )
+                stage = "upstream"
+            self._observer.on_stage(stage, time.perf_counter() - stage_started)
+            if done.status == 200:
+                tokens = completion_tokens(done.body)
+                self._observer.on_generation(request.model, ttft=None, tpot=None, tokens=tokens)
+            return done
         except SmgError as exc:
             error = exc.code
             raise
@@ -83,15 +106,18 @@ class ChatService:
             if plan is not None:
                 assert self._tools is not None
                 return self._timed(await self._tools.stream(request, plan), request.model, started)
+            body, injected = stream_body(request)
+            stage_started = time.perf_counter()
             upstream = await self._dispatcher.open_stream(
-                request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
+                request.model, body, headers=request.headers, affinity_key=request.affinity_key
             )
+            self._observer.on_stage("upstream", time.perf_counter() - stage_started)
         except SmgError as exc:
             self._observer.on_routed(
                 request.model, streaming=True, duration=time.perf_counter() - started, error_code=exc.code
             )
             raise
-        return self._relay(upstream, request.model, started)
+        return self._relay(upstream, request.model, started, StreamMeter(strip_usage=injected))
 
     async def _timed(self, chunks: AsyncIterator[bytes], model: str, started: float) -> AsyncIterator[bytes]:
         completed = False
@@ -101,6 +127,7 @@ class ChatService:
             completed = True
         finally:
             error = None if completed else "client_disconnected"
+            self._observer.on_stage("tool_loop", time.perf_counter() - started)
             self._observer.on_routed(
                 model, streaming=True, duration=time.perf_counter() - started, error_code=error
             )
@@ -108,14 +135,21 @@ class ChatService:
             if aclose is not None:
                 await aclose()
 
-    async def _relay(self, upstream: UpstreamStream, model: str, started: float) -> AsyncIterator[bytes]:
+    async def _relay(
+        self, upstream: UpstreamStream, model: str, started: float, meter: StreamMeter
+    ) -> AsyncIterator[bytes]:
         failure: UpstreamError | None = None
         completed = False
         tail = b""
         try:
             async for chunk in upstream.chunks():
                 tail = (tail + chunk)[-64:]
-                yield chunk
+                out = meter.feed(chunk, time.perf_counter())
+                if out:
+                    yield out
+            rest = meter.flush()
+            if rest:
+                yield rest
             if b"[DONE]" not in tail:
                 raise UpstreamProtocolError(
                     f"worker {upstream.worker.url} ended the stream without [DONE]",
@@ -126,10 +160,13 @@ class ChatService:
             failure = exc
             log.warning("stream from %s broke after the first byte: %s", upstream.worker.url, exc.message)
             separator = b"" if tail.endswith(b"\n\n") or not tail else b"\n\n"
-            yield separator + sse_error_event(exc) + SSE_DONE
+            yield meter.flush() + separator + sse_error_event(exc) + SSE_DONE
             completed = True
         finally:
             error = failure.code if failure else (None if completed else "client_disconnected")
+            if meter.first_token is not None or meter.tokens is not None:
+                ttft = None if meter.first_token is None else meter.first_token - started
+                self._observer.on_generation(model, ttft=ttft, tpot=meter.tpot(), tokens=meter.tokens)
             self._observer.on_routed(
                 model, streaming=True, duration=time.perf_counter() - started, error_code=error
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -192,10 +193,11 @@ class Dispatcher:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _select(self, model: str, affinity_key: bytes | None, tried: set[str]) -> Worker:
+        started = time.perf_counter()
         candidates = self._registry.candidates(model)
         untried = [w for w in candidates if w.url not in tried] or candidates
         worker = self._policy.select(untried, affinity_key=affinity_key)
-        self._observer.on_selected(self._policy.name, worker.url)
+        self._observer.on_selected(self._policy.name, worker.url, duration=time.perf_counter() - started)
         return worker
 
     def _begin(self, worker: Worker) -> None:

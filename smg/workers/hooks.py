@@ -8,7 +8,7 @@ from smg.workers.breaker import BreakerState
 
 
 class WorkerObserver(Protocol):
-    def on_selected(self, policy: str, worker: str) -> None: ...
+    def on_selected(self, policy: str, worker: str, *, duration: float) -> None: ...
     def on_attempt(self, worker: str, *, active: int) -> None: ...
     def on_attempt_done(self, worker: str, *, active: int, error_type: str | None) -> None: ...
     def on_retry(self, *, delay_secs: float, error_type: str) -> None: ...
@@ -21,7 +21,7 @@ class WorkerObserver(Protocol):
 class NullWorkerObserver:
     """Observer that records nothing."""
 
-    def on_selected(self, policy: str, worker: str) -> None:
+    def on_selected(self, policy: str, worker: str, *, duration: float) -> None:
         pass
 
     def on_attempt(self, worker: str, *, active: int) -> None:

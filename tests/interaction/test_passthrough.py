@@ -51,7 +51,10 @@ async def test_unknown_fields_reach_the_worker_byte_for_byte(
 async def test_stream_request_body_reaches_the_worker_byte_for_byte(
     client: httpx.AsyncClient, worker: RunningWorker
 ) -> None:
-    raw = b'{"model":"mock-model","stream":true,  "top_k":5,"messages":[{"role":"user","content":"x"}]}'
+    raw = (
+        b'{"model":"mock-model","stream":true,  "top_k":5,"stream_options":{"include_usage":true},'
+        b'"messages":[{"role":"user","content":"x"}]}'
+    )
     async with client.stream(
         "POST", "/v1/chat/completions", content=raw, headers={"Content-Type": "application/json"}
     ) as resp:
@@ -60,6 +63,23 @@ async def test_stream_request_body_reaches_the_worker_byte_for_byte(
     [seen] = await _received(worker)
     assert seen["headers"]["content-length"] == str(len(raw))
     assert seen["body"]["top_k"] == 5
+
+
+async def test_a_stream_without_usage_request_only_gains_include_usage_on_the_way(
+    client: httpx.AsyncClient, worker: RunningWorker
+) -> None:
+    # The gateway asks the worker for usage (for token metrics) by splicing one member onto the raw body.
+    raw = b'{"model":"mock-model","stream":true,  "top_k":5,"messages":[{"role":"user","content":"x"}]} \n'
+    async with client.stream(
+        "POST", "/v1/chat/completions", content=raw, headers={"Content-Type": "application/json"}
+    ) as resp:
+        await resp.aread()
+    assert resp.status_code == 200
+    [seen] = await _received(worker)
+    added = b',"stream_options":{"include_usage":true}'
+    assert seen["headers"]["content-length"] == str(len(raw.rstrip()) + len(added))
+    assert list(seen["body"]) == ["model", "stream", "top_k", "messages", "stream_options"]
+    assert seen["body"]["stream_options"] == {"include_usage": True}
 
 
 @pytest.mark.parametrize("stream", [False, True])

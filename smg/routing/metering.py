@@ -1,0 +1,144 @@
+"""Token accounting of the pass-through path: usage of a completion body, TTFT/TPOT/usage of a stream.
+
+Nothing the client sees is re-serialised. A stream request whose client did not ask for usage gets
+``stream_options.include_usage`` added on the way to the worker (spliced into the raw bytes when the body
+has no ``stream_options`` at all, re-encoded only when it has one without ``include_usage``); the
+worker's ``"choices": []`` usage chunk is then dropped from what the client receives. Every other byte is
+relayed as it came, only cut at event boundaries while a chunk may need dropping.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from smg.protocol import ChatRequest
+
+Tokens = tuple[int, int]
+"""(input, output) token counts: ``usage.prompt_tokens`` and ``usage.completion_tokens``."""
+
+_INCLUDE_USAGE = b',"stream_options":{"include_usage":true}}'
+_BOUNDARY = re.compile(rb"\r?\n\r?\n")
+_MAX_PENDING = 1 << 20  # an "event" longer than this is not SSE: stop cutting and scanning it
+
+
+def stream_body(request: ChatRequest) -> tuple[bytes, bool]:
+    """The body to send for a pass-through stream and whether the gateway added the usage request
+    (then the usage chunk is the gateway's own and `StreamMeter` strips it)."""
+    if "stream_options" not in request.body:
+        # parse_chat_request admitted only a JSON object, so the raw body ends in "}" (and whitespace).
+        return request.raw.rstrip()[:-1] + _INCLUDE_USAGE, True
+    options = request.body["stream_options"] or {}
+    if options.get("include_usage") is True:
+        return request.raw, False
+    return orjson.dumps(request.body | {"stream_options": options | {"include_usage": True}}), True
+
+
+def completion_tokens(body: bytes) -> Tokens | None:
+    """Token counts of a ``chat.completion`` body; None when it has no well-formed ``usage``."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return _tokens(doc.get("usage")) if isinstance(doc, dict) else None
+
+
+def _tokens(usage: Any) -> Tokens | None:
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if type(prompt) is int and type(completion) is int:
+        return prompt, completion
+    return None
+
+
+def _payload(event: bytes) -> Any:
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            try:
+                return orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                return None
+    return None
+
+
+def _has_token(event: bytes) -> bool:
+    doc = _payload(event)
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not isinstance(choices, list):
+        return False
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and any(
+            delta.get(key) for key in ("content", "reasoning_content", "tool_calls")
+        ):
+            return True
+    return False
+
+
+class StreamMeter:
+    """Watches one relayed SSE stream: when the first and last token events passed, and the usage.
+
+    ``feed`` every upstream chunk and relay what it returns, then relay ``flush()``. Times come from the
+    caller (``now``), so the meter itself never reads a clock.
+    """
+
+    def __init__(self, *, strip_usage: bool) -> None:
+        self._strip = strip_usage
+        self._pending = b""
+        self.first_token: float | None = None
+        self.last_token: float | None = None
+        self.tokens: Tokens | None = None
+
+    def feed(self, chunk: bytes, now: float) -> bytes:
+        """Scan ``chunk``; returns the bytes to relay (``chunk`` itself unless a usage chunk is stripped)."""
+        data = self._pending + chunk if self._pending else chunk
+        strip = self._strip
+        start = 0
+        kept: list[bytes] = []
+        for match in _BOUNDARY.finditer(data):
+            event = data[start : match.end()]
+            start = match.end()
+            if self._scan(event, now) or not strip:
+                kept.append(event)
+        self._pending = data[start:]
+        if not strip:  # scanning only: the bytes go out exactly as they came
+            if len(self._pending) > _MAX_PENDING:
+                self._pending = b""
+            return chunk
+        if len(self._pending) > _MAX_PENDING:
+            kept.append(self._pending)
+            self._pending = b""
+            self._strip = False
+        return b"".join(kept)
+
+    def flush(self) -> bytes:
+        """What is still held back (an unterminated last event); empty unless stripping."""
+        rest, self._pending = self._pending, b""
+        return rest if self._strip else b""
+
+    def _scan(self, event: bytes, now: float) -> bool:
+        """Record what ``event`` says; False when it is a usage-only chunk (to strip)."""
+        if b'"usage"' in event:
+            doc = _payload(event)
+            if isinstance(doc, dict):
+                tokens = _tokens(doc.get("usage"))
+                if tokens is not None:
+                    self.tokens = tokens
+                    if doc.get("choices") == []:
+                        return False
+        if self.first_token is None:
+            if _has_token(event):
+                self.first_token = self.last_token = now
+        elif b'content"' in event or b'"tool_calls"' in event:
+            self.last_token = now
+        return True
+
+    def tpot(self) -> float | None:
+        """Seconds per output token after the first; None without usage or with fewer than 2 tokens."""
+        if self.first_token is None or self.last_token is None or self.tokens is None:
+            return None
+        output = self.tokens[1]
+        return (self.last_token - self.first_token) / (output - 1) if output > 1 else None
