@@ -3,7 +3,10 @@ record what they say, on the HTTP path (non-stream and streams with and without 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
+from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +134,18 @@ def test_registry_operations_are_counted_by_operation_and_result(tmp_path: Path,
         sample(metrics, "smg_db_operations_total", operation="add", result="mcp_server_exists", **sqlite) == 1
     )
     assert sample(metrics, "smg_db_operation_duration_seconds_count", operation="add", **sqlite) == 2
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool (Debian prometheus) is installed by .ci/run"
+)
+async def test_the_live_exposition_passes_promtool_check_metrics(
+    client: httpx.AsyncClient, metrics: Metrics
+) -> None:
+    await _drive(client)
+    proc = await asyncio.create_subprocess_exec(
+        "promtool", "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=PIPE
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate(metrics.render())
+    assert proc.returncode == 0, (out + err).decode()
