@@ -35,6 +35,7 @@ from smg.routing.loop import ToolLoop
 from smg.settings import Settings
 from smg.workers.breaker import CircuitBreaker
 from smg.workers.client import WorkerClient
+from smg.workers.discovery import WorkerFileWatcher
 from smg.workers.dispatch import Dispatcher
 from smg.workers.policies import make_policy
 from smg.workers.pool import WorkerPool
@@ -56,6 +57,7 @@ class AppContext:
     dispatcher: Dispatcher
     chat: ChatService
     mcp: McpControl
+    worker_file: WorkerFileWatcher | None = None  # set with --worker-file
 
     @property
     def max_body(self) -> int:
@@ -100,9 +102,10 @@ async def build_context(
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
 ) -> AsyncIterator[AppContext]:
-    """Build every component, register the ``--worker-urls`` workers, open the MCP servers of the registry
-    and the YAML config, run the health prober and the registry watcher; yields the context and tears it
-    all down on exit. ``clock``, ``sleep`` and ``rng`` are seams for tests."""
+    """Build every component, register the ``--worker-urls`` and ``--worker-file`` workers, open the MCP
+    servers of the registry and the YAML config, run the health prober and the registry and worker-file
+    watchers; yields the context and tears it all down on exit. ``clock``, ``sleep`` and ``rng`` are seams
+    for tests."""
     metrics = metrics or Metrics()
     worker_observer = WorkerMetrics(metrics)
     http_observer = HttpMetrics(metrics)
@@ -125,6 +128,9 @@ async def build_context(
                 for url in settings.workers.urls
             )
         )
+        watcher = WorkerFileWatcher(settings.workers.file_path, pool) if settings.workers.file_path else None
+        if watcher is not None:
+            await watcher.sync_once()
         dispatcher = Dispatcher(
             registry,
             client,
@@ -159,6 +165,8 @@ async def build_context(
         ):
             task = asyncio.create_task(job, name=name)
             stack.callback(task.cancel)
+        if watcher is not None:
+            stack.callback(asyncio.create_task(watcher.run(), name="smg-worker-file-watch").cancel)
         yield AppContext(
             settings=settings,
             metrics=metrics,
@@ -169,6 +177,7 @@ async def build_context(
             dispatcher=dispatcher,
             chat=ChatService(dispatcher, observer=RouterMetrics(metrics), tools=tool_loop, catalog=mcp),
             mcp=mcp,
+            worker_file=watcher,
         )
 
 

@@ -82,6 +82,7 @@ class WorkerSettings:
     policy: str = "cache_aware"
     api_key: str | None = field(default=None, repr=False)
     request_timeout_secs: float = 1800.0
+    file_path: str | None = None  # --worker-file: watched YAML/JSON list of workers
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("host", str, "0.0.0.0", "address the gateway binds"),
     _Flag("port", int, 30000, "port the gateway binds (0: a free port)"),
     _Flag("worker-urls", str, (), "worker base URLs, e.g. http://127.0.0.1:8000", many=True),
+    _Flag("worker-file", str, None, "YAML or JSON file listing workers, watched for changes"),
     _Flag("worker-api-key", str, None, "upstream API key sent to the --worker-urls workers (never logged)"),
     _Flag("policy", str, "cache_aware", "worker selection policy", choices=POLICIES),
     _Flag("prometheus-host", str, None, "address of the metrics listener (default: --host's family)"),
@@ -308,6 +310,7 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
     _check(v["mcp_loop_timeout_secs"] > 0, "--mcp-loop-timeout-secs: must be > 0")
     _check(v["mcp_max_repeated_calls"] >= 2, "--mcp-max-repeated-calls: must be at least 2")
     _check(v["mcp_tools_ttl_secs"] > 0, "--mcp-tools-ttl-secs: must be > 0")
+    _check(v["worker_file"] is None or bool(v["worker_file"].strip()), "--worker-file: must not be empty")
     urls = tuple(_validate_url(u) for u in v["worker_urls"])
     return Settings(
         server=ServerSettings(
@@ -324,6 +327,7 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
             policy=v["policy"],
             api_key=v["worker_api_key"],
             request_timeout_secs=v["request_timeout_secs"],
+            file_path=v["worker_file"],
         ),
         retry=RetrySettings(
             max_retries=v["retry_max_retries"],

@@ -39,6 +39,7 @@ _CASES: dict[str, _Case] = {
         ("http://c:3",),
         lambda s: s.workers.urls,
     ),
+    "--worker-file": _Case("a.yaml", "a.yaml", ("b.yaml",), "b.yaml", lambda s: s.workers.file_path),
     "--worker-api-key": _Case("env-key", "env-key", ("flag-key",), "flag-key", lambda s: s.workers.api_key),
     "--policy": _Case(
         "round_robin", "round_robin", ("least_load",), "least_load", lambda s: s.workers.policy
@@ -232,6 +233,7 @@ def test_a_boolean_variable_with_another_value_is_a_config_error() -> None:
         ["--worker-urls", "http://"],
         ["--worker-urls", "127.0.0.1:8000"],
         ["--api-key", " "],
+        ["--worker-file", " "],
         ["--no-such-flag"],
         ["--port"],
     ],
