@@ -29,6 +29,13 @@ from smg.observability.observers import (
     StorageMetrics,
     WorkerMetrics,
 )
+from smg.observability.tracing import (
+    NullTracing,
+    TracerProviderLike,
+    Tracing,
+    configure_tracing,
+    make_tracing,
+)
 from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
@@ -57,6 +64,7 @@ class AppContext:
     dispatcher: Dispatcher
     chat: ChatService
     mcp: McpControl
+    tracing: Tracing | NullTracing
     worker_file: WorkerFileWatcher | None = None  # set with --worker-file
 
     @property
@@ -101,15 +109,23 @@ async def build_context(
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
+    tracer_provider: TracerProviderLike | None = None,
 ) -> AsyncIterator[AppContext]:
     """Build every component, register the ``--worker-urls`` and ``--worker-file`` workers, open the MCP
     servers of the registry and the YAML config, run the health prober and the registry and worker-file
     watchers; yields the context and tears it all down on exit. ``clock``, ``sleep`` and ``rng`` are seams
-    for tests."""
+    for tests, and so is ``tracer_provider`` (an OpenTelemetry provider, used instead of the one
+    ``--enable-trace`` builds, and not shut down here)."""
     metrics = metrics or Metrics()
     worker_observer = WorkerMetrics(metrics)
     http_observer = HttpMetrics(metrics)
     async with contextlib.AsyncExitStack() as stack:
+        if tracer_provider is None:
+            built = configure_tracing(settings.trace)
+            if built is not None:
+                stack.callback(built.shutdown)
+            tracer_provider = built
+        tracing = make_tracing(tracer_provider)
         client = await stack.enter_async_context(
             WorkerClient(request_timeout_secs=settings.workers.request_timeout_secs)
         )
@@ -137,6 +153,7 @@ async def build_context(
             make_policy(settings.workers.policy),
             settings.retry,
             observer=worker_observer,
+            tracer=tracing,
             sleep=sleep,
             rng=rng,
         )
@@ -157,6 +174,7 @@ async def build_context(
                 max_repeated_calls=settings.mcp.max_repeated_calls,
             ),
             observer=LoopMetrics(metrics),
+            tracer=tracing,
             clock=clock,
         )
         for name, job in (
@@ -177,6 +195,7 @@ async def build_context(
             dispatcher=dispatcher,
             chat=ChatService(dispatcher, observer=RouterMetrics(metrics), tools=tool_loop, catalog=mcp),
             mcp=mcp,
+            tracing=tracing,
             worker_file=watcher,
         )
 

@@ -115,6 +115,12 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class TraceSettings:
+    enabled: bool = False
+    otlp_endpoint: str = "localhost:4317"
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
     workers: WorkerSettings = WorkerSettings()
@@ -124,6 +130,7 @@ class Settings:
     admission: AdmissionSettings = AdmissionSettings()
     auth: AuthSettings = AuthSettings()
     mcp: McpSettings = McpSettings()
+    trace: TraceSettings = TraceSettings()
 
 
 # --- flag table ------------------------------------------------------------------------------------
@@ -190,6 +197,8 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("mcp-tools-ttl-secs", float, 300.0, "age after which a server's cached tool list is refreshed"),
     _Flag("log-level", str, "info", "log level", choices=LOG_LEVELS),
     _Flag("log-json", None, False, "log one JSON object per line"),
+    _Flag("enable-trace", None, False, "export OpenTelemetry traces over OTLP/gRPC"),
+    _Flag("otlp-traces-endpoint", str, "localhost:4317", "OTLP/gRPC collector the traces go to (host:port)"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -310,6 +319,7 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
     _check(v["mcp_loop_timeout_secs"] > 0, "--mcp-loop-timeout-secs: must be > 0")
     _check(v["mcp_max_repeated_calls"] >= 2, "--mcp-max-repeated-calls: must be at least 2")
     _check(v["mcp_tools_ttl_secs"] > 0, "--mcp-tools-ttl-secs: must be > 0")
+    _check(bool(v["otlp_traces_endpoint"].strip()), "--otlp-traces-endpoint: must not be empty")
     _check(v["worker_file"] is None or bool(v["worker_file"].strip()), "--worker-file: must not be empty")
     urls = tuple(_validate_url(u) for u in v["worker_urls"])
     return Settings(
@@ -366,6 +376,7 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
             max_repeated_calls=v["mcp_max_repeated_calls"],
             tools_ttl_secs=v["mcp_tools_ttl_secs"],
         ),
+        trace=TraceSettings(enabled=v["enable_trace"], otlp_endpoint=v["otlp_traces_endpoint"]),
     )
 
 

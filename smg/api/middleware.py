@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +25,21 @@ class HttpObserver(Protocol):
     def on_end(self, *, method: str, path: str, status: int, error_code: str, duration: float) -> None: ...
 
 
+class ServerSpan(Protocol):
+    def set(self, key: str, value: str | int) -> None: ...
+    def rename(self, name: str) -> None: ...
+    def fail(self, error_type: str) -> None: ...
+
+
+class RequestTracer(Protocol):
+    """Tracing hook of the edge (`smg.observability.tracing`); a no-op when tracing is off. Never raises."""
+
+    def server_span(self, method: str, headers: Mapping[bytes, bytes]) -> AbstractContextManager[ServerSpan]:
+        """The request's server span, current while the request runs, joining the client's
+        ``traceparent`` when there is one."""
+        ...
+
+
 class Edge(Protocol):
     """What the edge needs from the application context (`smg.context.AppContext` provides it)."""
 
@@ -34,6 +51,8 @@ class Edge(Protocol):
     def admission(self) -> Admission: ...
     @property
     def http_observer(self) -> HttpObserver: ...
+    @property
+    def tracing(self) -> RequestTracer: ...
 
 
 class EdgeMiddleware:
@@ -66,20 +85,23 @@ class EdgeMiddleware:
             await send(message)
 
         edge.http_observer.on_start()
-        try:
-            await self._admit(edge, scope, receive, send_with_id, headers)
-        except SmgError as err:
-            if outcome["started"]:
-                raise
-            await error_response(err)(scope, receive, send_with_id)
-        finally:
-            edge.http_observer.on_end(
-                method=scope["method"],
-                path=_route_template(scope),
-                status=outcome["status"],
-                error_code=outcome["error_code"],
-                duration=time.perf_counter() - started,
-            )
+        with edge.tracing.server_span(scope["method"], headers) as span:
+            try:
+                await self._admit(edge, scope, receive, send_with_id, headers)
+            except SmgError as err:
+                if outcome["started"]:
+                    raise
+                await error_response(err)(scope, receive, send_with_id)
+            finally:
+                route = _route_template(scope)
+                edge.http_observer.on_end(
+                    method=scope["method"],
+                    path=route,
+                    status=outcome["status"],
+                    error_code=outcome["error_code"],
+                    duration=time.perf_counter() - started,
+                )
+                _end_server_span(span, scope["method"], route, outcome)
 
     async def _admit(
         self, edge: Edge, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
@@ -96,6 +118,15 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
         finally:
             edge.admission.release()
+
+
+def _end_server_span(span: ServerSpan, method: str, route: str, outcome: dict[str, Any]) -> None:
+    span.rename(f"{method} {route}")
+    span.set("http.route", route)
+    span.set("url.path", route)  # the template, as the metrics label it: raw paths may carry ids
+    span.set("http.response.status_code", outcome["status"])
+    if outcome["status"] >= 500:
+        span.fail(outcome["error_code"] or str(outcome["status"]))
 
 
 def _limit_body(limit: int, headers: dict[bytes, bytes], receive: Receive) -> Receive:

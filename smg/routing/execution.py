@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import orjson
@@ -49,6 +50,44 @@ class NullLoopObserver:
 
     def on_stop(self, model: str, reason: StopReason, *, iterations: int) -> None:
         pass
+
+
+class ToolSpan(Protocol):
+    def set(self, key: str, value: str | int) -> None: ...
+    def fail(self, error_type: str) -> None: ...
+
+
+class LoopTracer(Protocol):
+    """Tracing hooks of the tool loop (`smg.observability.tracing`); no-ops when tracing is off. The
+    spans are current while their block runs, so worker attempts and MCP requests inside are children."""
+
+    def iteration(self, model: str, iteration: int) -> AbstractContextManager[object]:
+        """One iteration: its model call and its tool calls (``iteration`` is 1-based)."""
+        ...
+
+    def tool_call(self, server: str, tool: str) -> AbstractContextManager[ToolSpan]:
+        """One MCP ``tools/call``."""
+        ...
+
+
+class _NoSpan:
+    def set(self, key: str, value: str | int) -> None:
+        pass
+
+    def fail(self, error_type: str) -> None:
+        pass
+
+
+class NullLoopTracer:
+    """A LoopTracer that records nothing."""
+
+    @contextmanager
+    def iteration(self, model: str, iteration: int) -> Iterator[None]:
+        yield
+
+    @contextmanager
+    def tool_call(self, server: str, tool: str) -> Iterator[ToolSpan]:
+        yield _NoSpan()
 
 
 def calls_of_message(message: dict[str, Any]) -> list[AccumulatedCall]:
@@ -97,6 +136,20 @@ def signature(call: AccumulatedCall) -> tuple[str, str]:
     return call.name, orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
 
 
+async def _traced_one(
+    runtime: McpRuntime, plan: ToolPlan, call: AccumulatedCall, tracer: LoopTracer
+) -> ToolOutcome:
+    info = plan.tools.get(call.name)
+    if info is None:
+        return await _run_one(runtime, plan, call)
+    with tracer.tool_call(info.server, info.name) as span:
+        outcome = await _run_one(runtime, plan, call)
+        span.set("smg.tool.status", outcome.status)
+        if not outcome.ok:
+            span.fail(outcome.status)
+        return outcome
+
+
 async def _run_one(runtime: McpRuntime, plan: ToolPlan, call: AccumulatedCall) -> ToolOutcome:
     info = plan.tools.get(call.name)
     if info is None:
@@ -134,9 +187,11 @@ async def execute_round(
     *,
     iteration: int,
     observer: LoopObserver,
+    tracer: LoopTracer | None = None,
 ) -> tuple[list[dict[str, Any]], list[CallRecord]]:
     """Run ``calls`` concurrently; returns one tool message per call (in call order) and their records."""
-    outcomes = await asyncio.gather(*(_run_one(runtime, plan, call) for call in calls))
+    tracer = tracer or NullLoopTracer()
+    outcomes = await asyncio.gather(*(_traced_one(runtime, plan, call, tracer) for call in calls))
     messages: list[dict[str, Any]] = []
     records: list[CallRecord] = []
     for call, outcome in zip(calls, outcomes, strict=True):

@@ -24,7 +24,9 @@ from smg.protocol import ChatRequest
 from smg.routing.budgets import LoopBudgets, LoopLedger, StopReason, stop_notice
 from smg.routing.execution import (
     LoopObserver,
+    LoopTracer,
     NullLoopObserver,
+    NullLoopTracer,
     calls_of_message,
     execute_round,
     signature,
@@ -58,8 +60,10 @@ class ToolLoop:
         *,
         budgets: LoopBudgets | None = None,
         observer: LoopObserver | None = None,
+        tracer: LoopTracer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._tracer: LoopTracer = tracer or NullLoopTracer()
         self._dispatcher = dispatcher
         self._runtime = runtime
         self._budgets = budgets or LoopBudgets()
@@ -87,40 +91,46 @@ class ToolLoop:
         first: dict[str, Any] | None = None
         while True:
             ledger.iterations += 1
-            self._observer.on_iteration(request.model, iteration=ledger.iterations)
-            done = await self._dispatcher.complete(
-                request.model,
-                orjson.dumps(body | {"messages": messages}),
-                headers=request.headers,
-                affinity_key=request.affinity_key,
-            )
-            reply = _reply_of(done)
-            first = first or reply
-            ledger.add_usage(reply.get("usage"))
-            choice = reply["choices"][0]
-            message = choice["message"]
-            calls = with_ids(calls_of_message(message), iteration=ledger.iterations)
-            client = [c for c in calls if plan.owner(c.name) == "client"]
-            reason: StopReason | None
-            if len(client) == len(calls):
-                reason = "completed"
-            elif client:
-                reason = "mixed_tool_calls"
-                message["tool_calls"] = [message["tool_calls"][c.index] for c in client]
-            else:
-                reason = ledger.check_round([signature(c) for c in calls])
-            if reason is not None:
-                break
-            tool_messages, records = await execute_round(
-                self._runtime, plan, calls, iteration=ledger.iterations, observer=self._observer
-            )
-            ledger.records += records
-            assistant = {
-                "role": "assistant",
-                "content": message.get("content"),
-                "tool_calls": [c.as_message_call() for c in calls],
-            }
-            messages += [assistant, *tool_messages]
+            with self._tracer.iteration(request.model, ledger.iterations):
+                self._observer.on_iteration(request.model, iteration=ledger.iterations)
+                done = await self._dispatcher.complete(
+                    request.model,
+                    orjson.dumps(body | {"messages": messages}),
+                    headers=request.headers,
+                    affinity_key=request.affinity_key,
+                )
+                reply = _reply_of(done)
+                first = first or reply
+                ledger.add_usage(reply.get("usage"))
+                choice = reply["choices"][0]
+                message = choice["message"]
+                calls = with_ids(calls_of_message(message), iteration=ledger.iterations)
+                client = [c for c in calls if plan.owner(c.name) == "client"]
+                reason: StopReason | None
+                if len(client) == len(calls):
+                    reason = "completed"
+                elif client:
+                    reason = "mixed_tool_calls"
+                    message["tool_calls"] = [message["tool_calls"][c.index] for c in client]
+                else:
+                    reason = ledger.check_round([signature(c) for c in calls])
+                if reason is not None:
+                    break
+                tool_messages, records = await execute_round(
+                    self._runtime,
+                    plan,
+                    calls,
+                    iteration=ledger.iterations,
+                    observer=self._observer,
+                    tracer=self._tracer,
+                )
+                ledger.records += records
+                assistant = {
+                    "role": "assistant",
+                    "content": message.get("content"),
+                    "tool_calls": [c.as_message_call() for c in calls],
+                }
+                messages += [assistant, *tool_messages]
         if reason not in ("completed", "mixed_tool_calls"):
             notice = stop_notice(reason, ledger)
             text = message.get("content")
@@ -140,7 +150,13 @@ class ToolLoop:
         event and ``data: [DONE]``."""
         ledger = LoopLedger(self._budgets, self._clock)
         run = StreamRun(
-            self._dispatcher, self._runtime, request, plan, ledger=ledger, observer=self._observer
+            self._dispatcher,
+            self._runtime,
+            request,
+            plan,
+            ledger=ledger,
+            observer=self._observer,
+            tracer=self._tracer,
         )
         ledger.iterations = 1
         self._observer.on_iteration(request.model, iteration=1)

@@ -33,7 +33,7 @@ from smg.mcp.types import McpRuntime
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
 from smg.routing.accumulator import AccumulatedCall, SseDecoder, ToolCallAccumulator
 from smg.routing.budgets import CallRecord, LoopLedger, StopReason, stop_notice
-from smg.routing.execution import LoopObserver, execute_round, signature, with_ids
+from smg.routing.execution import LoopObserver, LoopTracer, execute_round, signature, with_ids
 from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Dispatcher, UpstreamStream
 
@@ -79,7 +79,9 @@ class StreamRun:
         *,
         ledger: LoopLedger,
         observer: LoopObserver,
+        tracer: LoopTracer | None = None,
     ) -> None:
+        self._tracer = tracer
         self._dispatcher = dispatcher
         self._runtime = runtime
         self._request = request
@@ -125,7 +127,12 @@ class StreamRun:
                 break
             yield f": smg tool_round iteration={ledger.iterations} calls={len(calls)}\n\n".encode()
             tool_messages, records = await execute_round(
-                self._runtime, plan, calls, iteration=ledger.iterations, observer=self._observer
+                self._runtime,
+                plan,
+                calls,
+                iteration=ledger.iterations,
+                observer=self._observer,
+                tracer=self._tracer,
             )
             ledger.records += records
             for record in records:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import tenacity
 
@@ -27,6 +27,35 @@ from smg.workers.worker import Worker, WorkerRegistry
 
 T = TypeVar("T")
 CHAT_PATH = "/v1/chat/completions"
+
+
+class AttemptSpan(Protocol):
+    def inject(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """``headers`` carrying this attempt's W3C trace context (unchanged when tracing is off)."""
+        ...
+
+    def end(self, *, status: int | None, error: str | None) -> None: ...
+
+
+class AttemptTracer(Protocol):
+    """Tracing hook of the dispatcher (`smg.observability.tracing`). Never raises."""
+
+    def start_attempt(self, model: str, worker: str, *, attempt: int) -> AttemptSpan:
+        """A span for one worker attempt (``attempt`` is 1-based), ended by `AttemptSpan.end`."""
+        ...
+
+
+class _NoSpan:
+    def inject(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        return headers
+
+    def end(self, *, status: int | None, error: str | None) -> None:
+        pass
+
+
+class _NoTracer:
+    def start_attempt(self, model: str, worker: str, *, attempt: int) -> AttemptSpan:
+        return _NoSpan()
 
 
 @dataclass(frozen=True)
@@ -63,10 +92,13 @@ def _record(worker: Worker, status: int | None, exc: UpstreamError | None) -> st
 class UpstreamStream:
     """A worker stream that answered 2xx. Iterate `chunks()`, then `aclose()` exactly once."""
 
-    def __init__(self, resp: UpstreamResponse, stack: AsyncExitStack, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, resp: UpstreamResponse, stack: AsyncExitStack, dispatcher: Dispatcher, span: AttemptSpan
+    ) -> None:
         self._resp = resp
         self._stack = stack
         self._dispatcher = dispatcher
+        self._span = span
         self.worker = resp.worker
 
     def chunks(self) -> AsyncIterator[bytes]:
@@ -75,7 +107,9 @@ class UpstreamStream:
     async def aclose(self, *, failure: UpstreamError | None = None, completed: bool = True) -> None:
         """Release the connection; record success, ``failure``, or nothing (client went away)."""
         # Record first: the close below may be interrupted when the client's disconnect cancels us.
-        self._dispatcher._finish(self.worker, 200 if completed and failure is None else None, failure)
+        self._dispatcher._finish(
+            self.worker, 200 if completed and failure is None else None, failure, self._span
+        )
         await self._stack.aclose()
 
 
@@ -88,9 +122,11 @@ class Dispatcher:
         retry: RetrySettings,
         *,
         observer: WorkerObserver,
+        tracer: AttemptTracer | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
+        self._tracer: AttemptTracer = tracer or _NoTracer()
         self._registry = registry
         self._client = client
         self._policy = policy
@@ -104,12 +140,13 @@ class Dispatcher:
     ) -> Completed:
         """Send a non-streaming request. Raises NoAvailableWorkers, ModelNotFound, UpstreamError."""
 
-        async def once(worker: Worker) -> Completed:
-            self._begin(worker)
+        async def once(worker: Worker, attempt: int) -> Completed:
+            span = self._begin(model, worker, attempt)
             status: int | None = None
             failure: UpstreamError | None = None
+            sent = span.inject(headers)
             try:
-                async with self._client.post(worker, CHAT_PATH, body, headers=headers, stream=False) as resp:
+                async with self._client.post(worker, CHAT_PATH, body, headers=sent, stream=False) as resp:
                     data = await resp.read()
                     status = resp.status
                     if status >= 300:  # retried only when retryable; otherwise passed through as is
@@ -121,7 +158,7 @@ class Dispatcher:
                 failure = exc
                 raise
             finally:
-                self._finish(worker, status, failure)
+                self._finish(worker, status, failure, span)
 
         return await self._with_retries(model, affinity_key, once)
 
@@ -133,12 +170,12 @@ class Dispatcher:
         Raises NoAvailableWorkers, ModelNotFound, UpstreamError (a non-2xx answer as UpstreamStatusError).
         """
 
-        async def once(worker: Worker) -> UpstreamStream:
-            self._begin(worker)
+        async def once(worker: Worker, attempt: int) -> UpstreamStream:
+            span = self._begin(model, worker, attempt)
             stack = AsyncExitStack()
             try:
                 resp = await stack.enter_async_context(
-                    self._client.post(worker, CHAT_PATH, body, headers=headers, stream=True)
+                    self._client.post(worker, CHAT_PATH, body, headers=span.inject(headers), stream=True)
                 )
                 if resp.status >= 300:
                     data = await resp.read()
@@ -147,18 +184,18 @@ class Dispatcher:
                     )
             except UpstreamError as exc:
                 await stack.aclose()
-                self._finish(worker, None, exc)
+                self._finish(worker, None, exc, span)
                 raise
             except BaseException:
                 await stack.aclose()
-                self._finish(worker, None, None)
+                self._finish(worker, None, None, span)
                 raise
-            return UpstreamStream(resp, stack, self)
+            return UpstreamStream(resp, stack, self, span)
 
         return await self._with_retries(model, affinity_key, once)
 
     async def _with_retries(
-        self, model: str, affinity_key: bytes | None, once: Callable[[Worker], Awaitable[T]]
+        self, model: str, affinity_key: bytes | None, once: Callable[[Worker, int], Awaitable[T]]
     ) -> T:
         tried: set[str] = set()
         last: UpstreamError | None = None
@@ -182,7 +219,7 @@ class Dispatcher:
                         raise
                     tried.add(worker.url)
                     try:
-                        return await once(worker)
+                        return await once(worker, attempt.retry_state.attempt_number)
                     except UpstreamError as exc:
                         last = exc
                         raise
@@ -200,11 +237,17 @@ class Dispatcher:
         self._observer.on_selected(self._policy.name, worker.url, duration=time.perf_counter() - started)
         return worker
 
-    def _begin(self, worker: Worker) -> None:
+    def _begin(self, model: str, worker: Worker, attempt: int) -> AttemptSpan:
         worker.in_flight += 1
         self._observer.on_attempt(worker.url, active=worker.in_flight)
+        return self._tracer.start_attempt(model, worker.url, attempt=attempt)
 
-    def _finish(self, worker: Worker, status: int | None, failure: UpstreamError | None) -> None:
+    def _finish(
+        self, worker: Worker, status: int | None, failure: UpstreamError | None, span: AttemptSpan
+    ) -> None:
         worker.in_flight -= 1
         label = _record(worker, status, failure)
         self._observer.on_attempt_done(worker.url, active=worker.in_flight, error_type=label)
+        if isinstance(failure, UpstreamStatusError):
+            status = failure.upstream_status
+        span.end(status=status, error=label or (error_type(failure) if failure else None))

@@ -82,6 +82,10 @@ _CASES: dict[str, _Case] = {
     "--mcp-loop-timeout-secs": _Case("20", 20.0, ("21",), 21.0, lambda s: s.mcp.loop_timeout_secs),
     "--mcp-max-repeated-calls": _Case("2", 2, ("5",), 5, lambda s: s.mcp.max_repeated_calls),
     "--mcp-tools-ttl-secs": _Case("60", 60.0, ("61",), 61.0, lambda s: s.mcp.tools_ttl_secs),
+    "--enable-trace": _Case("true", True, (), True, lambda s: s.trace.enabled),
+    "--otlp-traces-endpoint": _Case(
+        "otel:4317", "otel:4317", ("127.0.0.1:4318",), "127.0.0.1:4318", lambda s: s.trace.otlp_endpoint
+    ),
 }
 
 _ENV_OF = {flag: env for flag, env, _help, _default in flag_table()}

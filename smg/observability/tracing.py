@@ -1,0 +1,220 @@
+"""OpenTelemetry tracing behind the span hooks of the edge, the dispatcher and the tool loop (DESIGN 5.2).
+
+`Tracing` implements `smg.api.middleware.RequestTracer`, `smg.workers.dispatch.AttemptTracer` and
+`smg.routing.execution.LoopTracer`; `NULL_TRACING` is the no-op used when ``--enable-trace`` is off.
+Every hook is guarded: a tracing failure is logged and never fails a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from smg.settings import TraceSettings
+
+log = logging.getLogger("smg.observability")
+_PROPAGATOR = TraceContextTextMapPropagator()
+_TRACE_HEADERS = ("traceparent", "tracestate")
+TracerProviderLike = (
+    trace.TracerProvider
+)  # what `build_context` accepts, named so callers need no otel import
+
+
+def configure_tracing(settings: TraceSettings) -> TracerProvider | None:
+    """A provider exporting batches over OTLP/gRPC (plain text) to ``settings.otlp_endpoint``; None when
+    tracing is off. The caller shuts it down (which flushes what is left)."""
+    if not settings.enabled:
+        return None
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "smg"}))
+    exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=True)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+class _NullAttempt:
+    def inject(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        return headers
+
+    def end(self, *, status: int | None, error: str | None) -> None:
+        pass
+
+
+class _NullSpan:
+    def set(self, key: str, value: str | int) -> None:
+        pass
+
+    def rename(self, name: str) -> None:
+        pass
+
+    def fail(self, error_type: str) -> None:
+        pass
+
+
+_NULL_ATTEMPT = _NullAttempt()
+_NULL_SPAN = _NullSpan()
+
+
+class NullTracing:
+    """Tracing off: every hook is a no-op and headers pass through unchanged."""
+
+    @contextlib.contextmanager
+    def server_span(self, method: str, headers: Mapping[bytes, bytes]) -> Iterator[_NullSpan]:
+        yield _NULL_SPAN
+
+    def start_attempt(self, model: str, worker: str, *, attempt: int) -> _NullAttempt:
+        return _NULL_ATTEMPT
+
+    @contextlib.contextmanager
+    def iteration(self, model: str, iteration: int) -> Iterator[None]:
+        yield
+
+    @contextlib.contextmanager
+    def tool_call(self, server: str, tool: str) -> Iterator[_NullSpan]:
+        yield _NULL_SPAN
+
+
+NULL_TRACING = NullTracing()
+
+
+class _Span:
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def set(self, key: str, value: str | int) -> None:
+        try:
+            self._span.set_attribute(key, value)
+        except Exception:  # the telemetry guard
+            log.exception("tracing: set_attribute failed")
+
+    def rename(self, name: str) -> None:
+        try:
+            self._span.update_name(name)
+        except Exception:  # the telemetry guard
+            log.exception("tracing: update_name failed")
+
+    def fail(self, error_type: str) -> None:
+        try:
+            self._span.set_attribute("error.type", error_type)
+            self._span.set_status(Status(StatusCode.ERROR))
+        except Exception:  # the telemetry guard
+            log.exception("tracing: set_status failed")
+
+
+class _Attempt:
+    """One worker attempt: a client span, ended by `end` (for a stream, when the stream is closed)."""
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def inject(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """``headers`` with the W3C trace headers of this attempt's span instead of the client's."""
+        try:
+            out = {k: v for k, v in headers.items() if k.lower() not in _TRACE_HEADERS}
+            _PROPAGATOR.inject(out, context=trace.set_span_in_context(self._span))
+            return out
+        except Exception:  # the telemetry guard
+            log.exception("tracing: inject failed")
+            return headers
+
+    def end(self, *, status: int | None, error: str | None) -> None:
+        try:
+            if status is not None:
+                self._span.set_attribute("http.response.status_code", status)
+            if error is not None:
+                self._span.set_attribute("error.type", error)
+                self._span.set_status(Status(StatusCode.ERROR))
+            self._span.end()
+        except Exception:  # the telemetry guard
+            log.exception("tracing: ending an attempt span failed")
+
+
+class Tracing:
+    """Span hooks backed by ``provider`` (an SDK `TracerProvider`, or any OTel API provider)."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._tracer = provider.get_tracer("smg")
+
+    @contextlib.contextmanager
+    def _current(self, name: str, kind: SpanKind, attributes: dict[str, Any], **kw: Any) -> Iterator[_Span]:
+        try:
+            cm = self._tracer.start_as_current_span(name, kind=kind, attributes=attributes, **kw)
+            span = cm.__enter__()
+        except Exception:  # the telemetry guard
+            log.exception("tracing: starting span %s failed", name)
+            yield _Span(trace.INVALID_SPAN)
+            return
+        try:
+            yield _Span(span)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                cm.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+
+    def server_span(
+        self, method: str, headers: Mapping[bytes, bytes]
+    ) -> contextlib.AbstractContextManager[_Span]:
+        """The inbound request's server span, current while the request runs; joins the client's trace."""
+        carrier = {k: headers[k.encode()].decode("latin-1") for k in _TRACE_HEADERS if k.encode() in headers}
+        try:
+            parent = _PROPAGATOR.extract(carrier) if carrier else otel_context.Context()
+        except Exception:  # the telemetry guard: a malformed header starts a new trace
+            log.exception("tracing: reading the client's traceparent failed")
+            parent = otel_context.Context()
+        return self._current(method, SpanKind.SERVER, {"http.request.method": method}, context=parent)
+
+    def start_attempt(self, model: str, worker: str, *, attempt: int) -> _Attempt:
+        """A client span for one worker attempt, a child of the current span (not made current)."""
+        try:
+            host = worker.split("://", 1)[-1].split("/", 1)[0]
+            address, _, port = host.rpartition(":") if host.rsplit(":", 1)[-1].isdigit() else (host, "", "")
+            attributes: dict[str, Any] = {
+                "gen_ai.request.model": model,
+                "server.address": address,
+                "http.request.method": "POST",
+                "smg.worker": worker,
+            }
+            if port:
+                attributes["server.port"] = int(port)
+            if attempt > 1:
+                attributes["http.request.resend_count"] = attempt - 1
+            attributes["smg.attempt"] = attempt
+            span = self._tracer.start_span("chat " + model, kind=SpanKind.CLIENT, attributes=attributes)
+            return _Attempt(span)
+        except Exception:  # the telemetry guard
+            log.exception("tracing: starting an attempt span failed")
+            return _Attempt(trace.INVALID_SPAN)
+
+    def iteration(self, model: str, iteration: int) -> contextlib.AbstractContextManager[_Span]:
+        """One tool-loop iteration (model call and its tool calls), current while it runs."""
+        attributes = {"gen_ai.request.model": model, "smg.loop.iteration": iteration}
+        return self._current(f"tool_loop iteration {iteration}", SpanKind.INTERNAL, attributes)
+
+    def tool_call(self, server: str, tool: str) -> contextlib.AbstractContextManager[_Span]:
+        """One MCP ``tools/call``, current while it runs (the mcp SDK propagates it in ``params._meta``)."""
+        attributes = {
+            "gen_ai.tool.name": tool,
+            "gen_ai.operation.name": "execute_tool",
+            "mcp.method.name": "tools/call",
+            "smg.mcp.server": server,
+        }
+        return self._current(f"tools/call {tool}", SpanKind.CLIENT, attributes)
+
+
+def make_tracing(provider: TracerProviderLike | None) -> Tracing | NullTracing:
+    """`Tracing` on ``provider``, or the no-op `NULL_TRACING` when there is none."""
+    return NULL_TRACING if provider is None else Tracing(provider)
