@@ -163,7 +163,7 @@ async def build_context(
             queue_timeout_secs=settings.admission.queue_timeout_secs,
             observer=http_observer,
         )
-        mcp = await _mcp_control(settings, stack, metrics, clock=clock)
+        mcp = await _mcp_control(settings, stack, metrics, clock=clock, tracing=tracing)
         tool_loop = ToolLoop(
             dispatcher,
             mcp.pool,
@@ -201,7 +201,12 @@ async def build_context(
 
 
 async def _mcp_control(
-    settings: Settings, stack: contextlib.AsyncExitStack, metrics: Metrics, *, clock: Callable[[], float]
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    metrics: Metrics,
+    *,
+    clock: Callable[[], float],
+    tracing: Tracing | NullTracing,
 ) -> McpControl:
     path = settings.mcp.registry_path
     if path is None:  # no registry file configured: a private one that lives as long as the context
@@ -214,6 +219,8 @@ async def _mcp_control(
                 breaker_factory=lambda _name: CircuitBreaker(settings.breaker, clock=clock),
                 tools_ttl=settings.mcp.tools_ttl_secs,
                 clock=clock,
+                # the W3C trace headers on every HTTP request to an MCP server; none when tracing is off
+                headers_hook=tracing.propagation_headers if isinstance(tracing, Tracing) else None,
             )
         )
     )

@@ -29,7 +29,16 @@ from mcp.types import ToolListChangedNotification
 from smg.mcp.calls import send_call
 from smg.mcp.config import ServerSpec
 from smg.mcp.errors import McpServerUnavailable
-from smg.mcp.hooks import Backoff, BreakerLike, McpObserver, NullBreaker, NullMcpObserver, Sleep, notify
+from smg.mcp.hooks import (
+    Backoff,
+    BreakerLike,
+    HeadersHook,
+    McpObserver,
+    NullBreaker,
+    NullMcpObserver,
+    Sleep,
+    notify,
+)
 from smg.mcp.stdio import StderrPipe
 from smg.mcp.tools import FAILURES, ToolCache, describe, fetch_tools, session_lost, watch_list_changed
 from smg.mcp.transports import open_transport
@@ -59,6 +68,7 @@ class ServerConnection:
         ready_timeout: float = 10.0,
         environ: Mapping[str, str] | None = None,
         reconnect: bool = True,
+        headers_hook: HeadersHook | None = None,
     ) -> None:
         self.spec = spec
         self._reconnect = reconnect
@@ -70,6 +80,7 @@ class ServerConnection:
         self._connect_timeout = connect_timeout
         self._ready_timeout = ready_timeout
         self._environ = os.environ if environ is None else environ
+        self._headers_hook = headers_hook
         self._tools = ToolCache(ttl=tools_ttl, clock=clock)
         self._state: ServerState = "connecting"
         self._client: Client | None = None
@@ -141,7 +152,9 @@ class ServerConnection:
         established = False
         try:
             async with AsyncExitStack() as stack:
-                transport, pipe = await open_transport(self.spec, self._environ, stack)
+                transport, pipe = await open_transport(
+                    self.spec, self._environ, stack, headers_hook=self._headers_hook
+                )
                 self._pipe = pipe
                 client = Client(transport, cache=None, message_handler=self._on_message)
                 with anyio.CancelScope(deadline=anyio.current_time() + self._connect_timeout) as deadline:

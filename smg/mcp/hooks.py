@@ -1,5 +1,5 @@
-"""Seams of the MCP runtime: the per-server breaker it is given, the observer it reports to, and how it
-waits between reconnect attempts.
+"""Seams of the MCP runtime: the per-server breaker it is given, the observer it reports to, how it
+waits between reconnect attempts, and the extra headers of each HTTP request to a server.
 
 Both are small Protocols so that smg.mcp never imports the worker breaker or telemetry code: the
 composition root passes ``smg.workers.breaker.CircuitBreaker`` (it fits `BreakerLike`) and the metrics
@@ -9,7 +9,7 @@ module implements `McpObserver`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +47,13 @@ class BreakerLike(Protocol):
     def record_success(self) -> None: ...
 
     def record_failure(self) -> None: ...
+
+
+class HeadersHook(Protocol):
+    """Headers to add to one HTTP request to an MCP server, computed when the request is sent (in the
+    context of the caller; the composition root passes the W3C trace headers of the current span)."""
+
+    def __call__(self) -> Mapping[str, str]: ...
 
 
 BreakerFactory = Callable[[str], BreakerLike]

@@ -23,6 +23,7 @@ from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
 from smg.mcp.hooks import (
     Backoff,
     BreakerFactory,
+    HeadersHook,
     McpObserver,
     NullMcpObserver,
     Sleep,
@@ -48,6 +49,7 @@ class McpPool:
         ready_timeout: float = 10.0,
         close_timeout: float = 10.0,
         environ: Mapping[str, str] | None = None,
+        headers_hook: HeadersHook | None = None,
     ) -> None:
         self._observer = observer or NullMcpObserver()
         self._breaker_factory = breaker_factory
@@ -59,6 +61,7 @@ class McpPool:
             "connect_timeout": connect_timeout,
             "ready_timeout": ready_timeout,
             "environ": environ,
+            "headers_hook": headers_hook,
         }
         self._close_timeout = close_timeout
         self._connections: dict[str, ServerConnection] = {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 
 import httpx2
@@ -12,17 +13,46 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from smg.mcp.config import ServerSpec, resolve_secrets
+from smg.mcp.hooks import HeadersHook
 from smg.mcp.stdio import StderrPipe, stdio_parameters
+
+logger = logging.getLogger("smg.mcp")
 
 # The SDK's defaults for MCP over HTTP: a response stream may stay open for minutes.
 _HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
+RequestHook = Callable[[httpx2.Request], Awaitable[None]]
+
+
+def _request_hooks(headers_hook: HeadersHook | None) -> dict[str, list[RequestHook]]:
+    """httpx2 ``event_hooks`` that add ``headers_hook()`` to every request. The SDK sends each message
+    in the context of the task that sent it, so the hook sees that caller's context (its current span).
+    A failing hook is logged and the request goes out without the headers."""
+    if headers_hook is None:
+        return {}
+
+    async def add_headers(request: httpx2.Request) -> None:
+        try:
+            extra = headers_hook()
+        except Exception:  # the telemetry guard: extra headers must never fail an MCP request
+            logger.exception("MCP headers hook failed")
+            return
+        for key, value in extra.items():
+            request.headers[key] = value
+
+    return {"request": [add_headers]}
+
 
 async def open_transport(
-    spec: ServerSpec, environ: Mapping[str, str], stack: AsyncExitStack
+    spec: ServerSpec,
+    environ: Mapping[str, str],
+    stack: AsyncExitStack,
+    *,
+    headers_hook: HeadersHook | None = None,
 ) -> tuple[Transport, StderrPipe | None]:
     """The transport of ``spec`` (not yet entered) and, for stdio, the pipe that receives the child's
-    stderr. Resources are pushed onto ``stack``. Raises UnresolvedSecret."""
+    stderr. Resources are pushed onto ``stack``. ``headers_hook`` adds headers to every HTTP request
+    (ignored for stdio). Raises UnresolvedSecret."""
     if spec.transport == "stdio":
         params = stdio_parameters(spec, environ)
         pipe = await stack.enter_async_context(StderrPipe(spec.name))
@@ -30,8 +60,23 @@ async def open_transport(
         return stdio_client(params, errlog=pipe.errlog), pipe
     assert spec.url is not None  # ServerSpec guarantees a URL for the HTTP transports
     headers = resolve_secrets(spec.headers, environ, server=spec.name)
-    if spec.transport == "sse":
+    hooks = _request_hooks(headers_hook)
+    if spec.transport == "sse" and not hooks:
         return sse_client(spec.url, headers=headers), None
+    if spec.transport == "sse":
+
+        def sse_http_client(
+            headers: dict[str, str] | None = None,
+            timeout: httpx2.Timeout | None = None,
+            auth: httpx2.Auth | None = None,
+        ) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(
+                headers=headers, timeout=timeout or _HTTP_TIMEOUT, auth=auth, event_hooks=hooks
+            )
+
+        return sse_client(spec.url, headers=headers, httpx_client_factory=sse_http_client), None
     # streamable_http_client leaves a client it is given open: the stack closes it after the session.
-    http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT))
+    http = await stack.enter_async_context(
+        httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT, event_hooks=hooks)
+    )
     return streamable_http_client(spec.url, http_client=http), None

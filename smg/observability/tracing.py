@@ -84,6 +84,9 @@ class NullTracing:
     def tool_call(self, server: str, tool: str) -> Iterator[_NullSpan]:
         yield _NULL_SPAN
 
+    def propagation_headers(self) -> Mapping[str, str]:
+        return {}
+
 
 NULL_TRACING = NullTracing()
 
@@ -213,6 +216,17 @@ class Tracing:
             "smg.mcp.server": server,
         }
         return self._current(f"tools/call {tool}", SpanKind.CLIENT, attributes)
+
+    def propagation_headers(self) -> Mapping[str, str]:
+        """The W3C ``traceparent``/``tracestate`` headers of the current context (the MCP HTTP transports
+        call it per request, in the context of the tool call); empty when there is no valid span."""
+        try:
+            out: dict[str, str] = {}
+            _PROPAGATOR.inject(out)
+            return out
+        except Exception:  # the telemetry guard
+            log.exception("tracing: inject failed")
+            return {}
 
 
 def make_tracing(provider: TracerProviderLike | None) -> Tracing | NullTracing:

@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from smg.observability.tracing import configure_tracing
+from smg.observability.tracing import NULL_TRACING, Tracing, configure_tracing
 from smg.settings import TraceSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
@@ -210,3 +211,13 @@ def test_configure_tracing_builds_an_otlp_provider_only_when_enabled() -> None:
     built = configure_tracing(TraceSettings(enabled=True, otlp_endpoint="127.0.0.1:1"))
     assert isinstance(built, TracerProvider)
     built.shutdown()  # nothing was recorded, so nothing is sent
+
+
+def test_propagation_headers_carry_the_current_span_and_are_empty_when_off(provider: TracerProvider) -> None:
+    tracing = Tracing(provider)
+    assert tracing.propagation_headers() == {}  # no current span
+    with tracing.tool_call("faults", "echo") as _span:
+        current = trace.get_current_span().get_span_context()
+        headers = tracing.propagation_headers()
+    assert headers["traceparent"].startswith(f"00-{current.trace_id:032x}-{current.span_id:016x}-")
+    assert NULL_TRACING.propagation_headers() == {}
