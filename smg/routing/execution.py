@@ -19,7 +19,7 @@ import orjson
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
 from smg.mcp.types import McpRuntime, ToolOutcome
 from smg.routing.accumulator import AccumulatedCall
-from smg.routing.budgets import CallRecord, StopReason
+from smg.routing.budgets import CallRecord, LoopLedger, StopReason
 from smg.routing.tools import ToolPlan
 
 
@@ -116,6 +116,20 @@ def with_ids(calls: Sequence[AccumulatedCall], *, iteration: int) -> list[Accumu
         c if c.id else AccumulatedCall(c.index, f"call_smg_{iteration}_{c.index}", c.name, c.arguments)
         for c in calls
     ]
+
+
+def round_decision(
+    calls: Sequence[AccumulatedCall], plan: ToolPlan, ledger: LoopLedger
+) -> tuple[StopReason | None, list[AccumulatedCall]]:
+    """How a model reply ends or continues the loop: (stop reason or None to run the round, the
+    client-owned calls). No gateway-owned call: ``completed``; client and gateway calls mixed:
+    ``mixed_tool_calls``; otherwise a budget may stop the round before it runs."""
+    client = [c for c in calls if plan.owner(c.name) == "client"]
+    if len(client) == len(calls):
+        return "completed", client
+    if client:
+        return "mixed_tool_calls", client
+    return ledger.check_round([signature(c) for c in calls]), client
 
 
 def _parse_arguments(text: str) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ import orjson
 from smg.errors import UpstreamProtocolError
 from smg.mcp.types import McpRuntime
 from smg.protocol import ChatRequest
-from smg.routing.budgets import LoopBudgets, LoopLedger, StopReason, stop_notice
+from smg.routing.budgets import LoopBudgets, LoopLedger, stop_notice
 from smg.routing.execution import (
     LoopObserver,
     LoopTracer,
@@ -29,7 +29,7 @@ from smg.routing.execution import (
     NullLoopTracer,
     calls_of_message,
     execute_round,
-    signature,
+    round_decision,
     with_ids,
 )
 from smg.routing.stream_loop import StreamRun, upstream_stream_body
@@ -105,15 +105,9 @@ class ToolLoop:
                 choice = reply["choices"][0]
                 message = choice["message"]
                 calls = with_ids(calls_of_message(message), iteration=ledger.iterations)
-                client = [c for c in calls if plan.owner(c.name) == "client"]
-                reason: StopReason | None
-                if len(client) == len(calls):
-                    reason = "completed"
-                elif client:
-                    reason = "mixed_tool_calls"
+                reason, client = round_decision(calls, plan, ledger)
+                if reason == "mixed_tool_calls":
                     message["tool_calls"] = [message["tool_calls"][c.index] for c in client]
-                else:
-                    reason = ledger.check_round([signature(c) for c in calls])
                 if reason is not None:
                     break
                 tool_messages, records = await execute_round(

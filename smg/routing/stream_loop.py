@@ -32,8 +32,8 @@ from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.mcp.types import McpRuntime
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
 from smg.routing.accumulator import AccumulatedCall, SseDecoder, ToolCallAccumulator
-from smg.routing.budgets import CallRecord, LoopLedger, StopReason, stop_notice
-from smg.routing.execution import LoopObserver, LoopTracer, execute_round, signature, with_ids
+from smg.routing.budgets import CallRecord, LoopLedger, stop_notice
+from smg.routing.execution import LoopObserver, LoopTracer, execute_round, round_decision, with_ids
 from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Dispatcher, UpstreamStream
 
@@ -115,14 +115,7 @@ class StreamRun:
                     yield out
             ledger.add_usage(current.usage)
             calls = with_ids(current.calls.calls(), iteration=ledger.iterations)
-            client = [c for c in calls if plan.owner(c.name) == "client"]
-            reason: StopReason | None
-            if len(client) == len(calls):
-                reason = "completed"
-            elif client:
-                reason = "mixed_tool_calls"
-            else:
-                reason = ledger.check_round([signature(c) for c in calls])
+            reason, client = round_decision(calls, plan, ledger)
             if reason is not None:
                 break
             yield f": smg tool_round iteration={ledger.iterations} calls={len(calls)}\n\n".encode()
