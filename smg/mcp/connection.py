@@ -259,9 +259,11 @@ class ServerConnection:
         return end.status, end.text, True
 
     async def _ready(self, wait: float) -> Client:
-        """The open session, waiting at most ``wait`` seconds for one (at most `_DOWN_WAIT_SECS` when the
-        server is known to be down, so requests do not each stall on it). Raises McpServerUnavailable."""
-        if self._state in ("reconnecting", "failed"):
+        """The open session, waiting at most ``wait`` seconds for one (at most `_DOWN_WAIT_SECS` once a
+        connect attempt has failed, so requests do not each stall on a server that is down; a session that
+        was just lost is waited for in full, since it is usually back at once).
+        Raises McpServerUnavailable."""
+        if self._state == "failed":
             wait = min(wait, _DOWN_WAIT_SECS)
         with anyio.move_on_after(wait):
             while not (self._closing or self._done.is_set()):
