@@ -96,7 +96,7 @@ def _server(entry: object, *, where: str) -> ServerSpec:
     if unknown:
         raise InvalidMcpConfig(f"{where}: unknown field(s) {', '.join(unknown)}", param=unknown[0])
     protocol = entry.get("protocol")
-    if protocol not in _PROTOCOLS:
+    if not isinstance(protocol, str) or protocol not in _PROTOCOLS:
         raise InvalidMcpConfig(f"{where}: protocol: must be one of stdio, sse, streamable", param="protocol")
     headers = _mapping(entry, "headers", where)
     token = entry.get("token")

@@ -1,0 +1,124 @@
+"""MCP faults not covered by tests/e2e: huge and hostile tool output, the tool list changing while a
+request runs, and a server restarted between calls (its session lost); real processes throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.reliability.conftest import CHAT, Gateway, Procs, SideTraffic, chat, poll, stream_outcome
+
+pytestmark = pytest.mark.e2e
+
+CAP = 64 * 1024
+MCP = [{"type": "mcp", "server_label": "faults", "require_approval": "never"}]
+
+
+def _stack(procs: Procs, tmp_path: Path, *, port: int = 0) -> tuple[Gateway, str]:
+    _, mcp_url = procs.mcp_faults(port)
+    _, worker = procs.worker()
+    gw = procs.gateway(
+        "--worker-urls", worker, "--mcp-registry", str(tmp_path / "registry.db"),
+        "--health-check-interval-secs", "3600", "--mcp-max-tool-output-bytes", str(CAP),
+    )  # fmt: skip
+    spec = {"name": "faults", "transport": "streamable-http", "url": mcp_url, "tool_timeout_secs": 10}
+    added = httpx.post(gw.url + "/mcp/servers", json=spec, timeout=60)
+    assert added.status_code == 201, added.text
+    return gw, mcp_url
+
+
+def _loop(gw: Gateway, script: str, **extra: Any) -> dict[str, Any]:
+    resp = httpx.post(gw.url + CHAT, json=chat(script, tools=MCP, **extra), timeout=120)
+    assert resp.status_code == 200, resp.text[:500]
+    result: dict[str, Any] = resp.json()
+    return result
+
+
+def _statuses(answer: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(c["tool"], c["status"]) for c in answer["smg"]["tool_calls"]]
+
+
+def test_huge_tool_output_is_fed_back_whole_and_hostile_output_stays_valid_json(
+    procs: Procs, tmp_path: Path
+) -> None:
+    gw, _ = _stack(procs, tmp_path)
+    with SideTraffic(gw.url) as side:
+        fits = _loop(gw, f'CALL faults__huge {{"size_bytes": {CAP}}}')
+        huge = _loop(gw, 'CALL faults__huge {"size_bytes": 8388608}')
+        garbage = _loop(gw, 'CALL faults__garbage {"seed": 7}')
+        body = chat('CALL faults__garbage {"seed": 8}', tools=MCP, stream=True)
+        with httpx.stream("POST", gw.url + CHAT, json=body, timeout=60) as resp:
+            assert resp.status_code == 200
+            streamed, error = stream_outcome(resp.read())
+    side.assert_none_lost()
+
+    assert _statuses(fits) == [("huge", "ok")]
+    assert fits["choices"][0]["message"]["content"] == "tool results: " + "x" * CAP
+    # 8 MiB of output reaches the model cut to the cap, with a marker saying so.
+    assert _statuses(huge) == [("huge", "ok")]
+    kept, marker = huge["choices"][0]["message"]["content"].split("\n", 1)
+    assert kept == "tool results: " + "x" * CAP
+    assert marker.startswith("[smg: tool output truncated: 8388608 bytes")
+    assert _statuses(garbage) == [("garbage", "ok")]
+    content = garbage["choices"][0]["message"]["content"]
+    assert "ESC[\x1b[31mred" in content and "NUL[\x00]" in content
+    assert "[image content (image/png) omitted]" in content
+    assert error is None and streamed.startswith("tool results: NUL[\x00]")
+    assert gw.metric("smg_mcp_tool_calls_total", server="faults", tool_name="huge", result="ok") == 2
+    assert gw.metric("smg_mcp_tool_calls_total", server="faults", tool_name="garbage", result="ok") == 2
+
+
+def test_a_tool_removed_while_a_request_runs_is_a_readable_tool_error_and_new_tools_appear_after(
+    procs: Procs, tmp_path: Path
+) -> None:
+    gw, _ = _stack(procs, tmp_path)
+    first = _loop(gw, 'CALL faults__set_tools {"extra": ["dyn_a"]}')
+    assert _statuses(first) == [("set_tools", "ok")]
+
+    # tools/list_changed invalidated the cached list: the next request is offered dyn_a.
+    def offered() -> bool:
+        answer = _loop(gw, 'CALL faults__dyn_a {"text": "hello"}')
+        return _statuses(answer) == [("dyn_a", "ok")]
+
+    poll(offered, timeout=20, interval=0.2)
+    assert gw.metric("smg_mcp_tool_list_refreshes_total", server="faults", reason="list_changed") >= 1
+
+    # The plan of this request offers dyn_a; round 1 removes it, round 2 still calls it.
+    script = 'CALL faults__set_tools {"extra": []}\nNEXT\nCALL faults__dyn_a {"text": "gone"}'
+    with SideTraffic(gw.url) as side:
+        answer = _loop(gw, script)
+    side.assert_none_lost()
+    assert _statuses(answer) == [("set_tools", "ok"), ("dyn_a", "error")]
+    assert "dyn_a" in answer["choices"][0]["message"]["content"]
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert gw.metric("smg_mcp_tool_calls_total", server="faults", tool_name="dyn_a", result="error") == 1
+
+
+def test_a_server_restarted_between_calls_is_reconnected_and_the_next_call_succeeds(
+    procs: Procs, tmp_path: Path
+) -> None:
+    gw, mcp_url = _stack(procs, tmp_path)
+    port = int(mcp_url.rsplit(":", 1)[1].split("/")[0])
+    before = _loop(gw, "CALL faults__pid {}")
+    assert _statuses(before) == [("pid", "ok")]
+    old_pid = int(before["choices"][0]["message"]["content"].removeprefix("tool results: "))
+
+    os.kill(old_pid, signal.SIGTERM)  # a graceful restart: every session of the old process is gone
+    poll(lambda: gw.metric("smg_mcp_server_connected", server="faults") == 0, timeout=20)
+    new, _ = procs.mcp_faults(port)
+    poll(lambda: gw.metric("smg_mcp_server_connected", server="faults") == 1, timeout=30, interval=0.2)
+
+    with SideTraffic(gw.url) as side:
+        after = _loop(gw, "CALL faults__pid {}")
+    side.assert_none_lost()
+    assert _statuses(after) == [("pid", "ok")]
+    assert after["choices"][0]["message"]["content"] == f"tool results: {new.pid}"
+    assert gw.metric("smg_mcp_session_reconnects_total", server="faults") >= 1
+    servers = orjson.loads(httpx.get(gw.url + "/mcp/servers", timeout=10).content)["servers"]
+    assert servers[0]["status"]["state"] == "connected"
