@@ -193,7 +193,9 @@ async def build_context(
             admission=admission,
             pool=pool,
             dispatcher=dispatcher,
-            chat=ChatService(dispatcher, observer=RouterMetrics(metrics), tools=tool_loop, catalog=mcp),
+            chat=ChatService(
+                dispatcher, observer=RouterMetrics(metrics), tools=tool_loop, catalog=mcp, tracer=tracing
+            ),
             mcp=mcp,
             tracing=tracing,
             worker_file=watcher,

@@ -1,8 +1,17 @@
-"""OpenTelemetry tracing behind the span hooks of the edge, the dispatcher and the tool loop (DESIGN 5.2).
+"""OpenTelemetry tracing behind the span hooks of the edge, routing, the dispatcher and the tool loop
+(DESIGN 5.2). The span tree of a request::
 
-`Tracing` implements `smg.api.middleware.RequestTracer`, `smg.workers.dispatch.AttemptTracer` and
-`smg.routing.execution.LoopTracer`; `NULL_TRACING` is the no-op used when ``--enable-trace`` is off.
-Every hook is guarded: a tracing failure is logged and never fails a request.
+    POST /v1/chat/completions          server    (joins the client's traceparent)
+      smg.route                        internal  (one per routed request)
+        chat <model>                   client    (one per worker attempt, pass-through)
+        tool_loop iteration N          internal  (one per model call of the tool loop)
+          chat <model>                 client
+          tools/call <tool>            client    (one per MCP call)
+
+`Tracing` implements `smg.api.middleware.RequestTracer`, `smg.routing.chat.RouteTracer`,
+`smg.workers.dispatch.AttemptTracer` and `smg.routing.execution.LoopTracer`; `NULL_TRACING` is the no-op
+used when ``--enable-trace`` is off: it returns shared no-op objects, builds no attributes and never calls
+OpenTelemetry. Every hook is guarded: a tracing failure is logged and never fails a request.
 """
 
 from __future__ import annotations
@@ -52,7 +61,9 @@ class _NullAttempt:
 
 
 class _NullSpan:
-    def set(self, key: str, value: str | int) -> None:
+    recording = False
+
+    def set(self, key: str, value: str | int | bool) -> None:
         pass
 
     def rename(self, name: str) -> None:
@@ -61,28 +72,40 @@ class _NullSpan:
     def fail(self, error_type: str) -> None:
         pass
 
+    def activate(self) -> contextlib.AbstractContextManager[None]:
+        return _NULL_BLOCK
+
+    def end(self) -> None:
+        pass
+
 
 _NULL_ATTEMPT = _NullAttempt()
 _NULL_SPAN = _NullSpan()
+_NULL_BLOCK: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+_NULL_SPAN_BLOCK: contextlib.AbstractContextManager[_NullSpan] = contextlib.nullcontext(_NULL_SPAN)
 
 
 class NullTracing:
     """Tracing off: every hook is a no-op and headers pass through unchanged."""
 
-    @contextlib.contextmanager
-    def server_span(self, method: str, headers: Mapping[bytes, bytes]) -> Iterator[_NullSpan]:
-        yield _NULL_SPAN
+    def server_span(
+        self, method: str, headers: Mapping[bytes, bytes]
+    ) -> contextlib.AbstractContextManager[_NullSpan]:
+        return _NULL_SPAN_BLOCK
+
+    def start_route(self, model: str, *, streaming: bool, policy: str) -> _NullSpan:
+        return _NULL_SPAN
 
     def start_attempt(self, model: str, worker: str, *, attempt: int) -> _NullAttempt:
         return _NULL_ATTEMPT
 
-    @contextlib.contextmanager
-    def iteration(self, model: str, iteration: int) -> Iterator[None]:
-        yield
+    def start_iteration(self, model: str, iteration: int) -> _NullSpan:
+        return _NULL_SPAN
 
-    @contextlib.contextmanager
-    def tool_call(self, server: str, tool: str) -> Iterator[_NullSpan]:
-        yield _NULL_SPAN
+    def tool_call(
+        self, server: str, tool: str, *, call_id: str
+    ) -> contextlib.AbstractContextManager[_NullSpan]:
+        return _NULL_SPAN_BLOCK
 
     def propagation_headers(self) -> Mapping[str, str]:
         return {}
@@ -95,7 +118,7 @@ class _Span:
     def __init__(self, span: trace.Span) -> None:
         self._span = span
 
-    def set(self, key: str, value: str | int) -> None:
+    def set(self, key: str, value: str | int | bool) -> None:
         try:
             self._span.set_attribute(key, value)
         except Exception:  # the telemetry guard
@@ -113,6 +136,38 @@ class _Span:
             self._span.set_status(Status(StatusCode.ERROR))
         except Exception:  # the telemetry guard
             log.exception("tracing: set_status failed")
+
+
+class _Detached(_Span):
+    """A span current only inside `activate` blocks (which must not yield), ended by `end` (idempotent)."""
+
+    recording = True
+
+    def __init__(self, span: trace.Span) -> None:
+        super().__init__(span)
+        self._ended = False
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[None]:
+        try:
+            token = otel_context.attach(trace.set_span_in_context(self._span))
+        except Exception:  # the telemetry guard
+            log.exception("tracing: activating a span failed")
+            yield
+            return
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+    def end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._span.end()
+        except Exception:  # the telemetry guard
+            log.exception("tracing: ending a span failed")
 
 
 class _Attempt:
@@ -186,6 +241,7 @@ class Tracing:
             host = worker.split("://", 1)[-1].split("/", 1)[0]
             address, _, port = host.rpartition(":") if host.rsplit(":", 1)[-1].isdigit() else (host, "", "")
             attributes: dict[str, Any] = {
+                "gen_ai.operation.name": "chat",
                 "gen_ai.request.model": model,
                 "server.address": address,
                 "http.request.method": "POST",
@@ -202,12 +258,30 @@ class Tracing:
             log.exception("tracing: starting an attempt span failed")
             return _Attempt(trace.INVALID_SPAN)
 
-    def iteration(self, model: str, iteration: int) -> contextlib.AbstractContextManager[_Span]:
-        """One tool-loop iteration (model call and its tool calls), current while it runs."""
-        attributes = {"gen_ai.request.model": model, "smg.loop.iteration": iteration}
-        return self._current(f"tool_loop iteration {iteration}", SpanKind.INTERNAL, attributes)
+    def _detached(self, name: str, attributes: dict[str, Any]) -> _Detached:
+        try:
+            return _Detached(self._tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes))
+        except Exception:  # the telemetry guard
+            log.exception("tracing: starting span %s failed", name)
+            return _Detached(trace.INVALID_SPAN)
 
-    def tool_call(self, server: str, tool: str) -> contextlib.AbstractContextManager[_Span]:
+    def start_route(self, model: str, *, streaming: bool, policy: str) -> _Detached:
+        """The span of one routed request (tool resolution, then the tool loop or the pass-through
+        attempts, to the last byte), a child of the current span."""
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": model,
+            "smg.streaming": streaming,
+            "smg.worker.policy": policy,
+        }
+        return self._detached("smg.route", attributes)
+
+    def start_iteration(self, model: str, iteration: int) -> _Detached:
+        """One tool-loop iteration (its model call and its tool calls), a child of the current span."""
+        attributes = {"gen_ai.request.model": model, "smg.loop.iteration": iteration}
+        return self._detached(f"tool_loop iteration {iteration}", attributes)
+
+    def tool_call(self, server: str, tool: str, *, call_id: str) -> contextlib.AbstractContextManager[_Span]:
         """One MCP ``tools/call``, current while it runs (the mcp SDK propagates it in ``params._meta``)."""
         attributes = {
             "gen_ai.tool.name": tool,
@@ -215,6 +289,8 @@ class Tracing:
             "mcp.method.name": "tools/call",
             "smg.mcp.server": server,
         }
+        if call_id:
+            attributes["gen_ai.tool.call.id"] = call_id
         return self._current(f"tools/call {tool}", SpanKind.CLIENT, attributes)
 
     def propagation_headers(self) -> Mapping[str, str]:

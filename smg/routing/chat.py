@@ -3,9 +3,11 @@
 A request without MCP tools takes the pass-through path: the body goes to the worker exactly as received
 (except that a stream whose client did not ask for usage asks for it, and that usage chunk is not
 relayed: `smg.routing.metering`, ADR 0007) and a stream is relayed chunk by chunk; if it breaks after the
-first byte, the client gets an OpenAI error event and ``data: [DONE]`` instead of a silent cut. TTFT,
-TPOT, tokens and stage durations go to the `RouterObserver`. A request with MCP tools (its ``mcp``
-entries, or servers exposed ``always``) goes to the `ToolLoop`.
+first byte, the client gets an OpenAI error event and ``data: [DONE]`` instead of a silent cut. A request
+with MCP tools (its ``mcp`` entries, or servers exposed ``always``) goes to the `ToolLoop`. On both paths
+TTFT, TPOT, tokens and stage durations go to the `RouterObserver`, and the route span (`RouteTracer`)
+covers the request from tool resolution to the last byte, parent of the loop's iteration spans and of
+the worker attempt spans.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Protocol
 
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
+from smg.routing.execution import NULL_SPAN, TraceSpan
 from smg.routing.loop import ToolLoop
-from smg.routing.metering import StreamMeter, Tokens, completion_tokens, stream_body
+from smg.routing.metering import Generation, StreamMeter, Tokens, read_completion, stream_body
 from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Completed, Dispatcher, UpstreamStream
 
@@ -42,6 +45,36 @@ class RouterObserver(Protocol):
         ...
 
 
+class RouteTracer(Protocol):
+    """Tracing hook of routing (`smg.observability.tracing`); a shared no-op span when tracing is off."""
+
+    def start_route(self, model: str, *, streaming: bool, policy: str) -> TraceSpan:
+        """The span of one routed request, a child of the current (server) span; not made current."""
+        ...
+
+
+class _NoRouteTracer:
+    def start_route(self, model: str, *, streaming: bool, policy: str) -> TraceSpan:
+        return NULL_SPAN
+
+
+def _annotate(route: TraceSpan, done: Generation) -> None:
+    """What is known of the answer, on the route span (GenAI semantic-convention names where they exist)."""
+    if done.worker:
+        route.set("smg.worker", done.worker)
+    if done.response_id:
+        route.set("gen_ai.response.id", done.response_id)
+    if done.response_model:
+        route.set("gen_ai.response.model", done.response_model)
+    if done.tokens is not None:
+        route.set("gen_ai.usage.input_tokens", done.tokens[0])
+        route.set("gen_ai.usage.output_tokens", done.tokens[1])
+    if done.iterations:
+        route.set("smg.loop.iterations", done.iterations)
+    if done.stop_reason:
+        route.set("smg.loop.stop_reason", done.stop_reason)
+
+
 class ToolCatalog(Protocol):
     """Which servers every request gets, and tool aliases (`smg.mcp.control.McpControl` provides it)."""
 
@@ -57,7 +90,9 @@ class ChatService:
         observer: RouterObserver,
         tools: ToolLoop | None = None,
         catalog: ToolCatalog | None = None,
+        tracer: RouteTracer | None = None,
     ) -> None:
+        self._tracer: RouteTracer = tracer or _NoRouteTracer()
         self._dispatcher = dispatcher
         self._observer = observer
         self._tools = tools
@@ -68,32 +103,47 @@ class ChatService:
             return None
         return await self._tools.plan(request, always=self._catalog.always(), aliases=self._catalog.aliases())
 
+    def _report(self, route: TraceSpan, model: str, done: Generation, started: float) -> None:
+        if done.first_token is not None or done.tokens is not None:
+            ttft = None if done.first_token is None else done.first_token - started
+            self._observer.on_generation(model, ttft=ttft, tpot=done.tpot, tokens=done.tokens)
+        if route.recording:  # tracing off: no attribute work
+            _annotate(route, done)
+        if done.error is not None:
+            route.fail(done.error)
+        route.end()
+
     async def complete(self, request: ChatRequest) -> Completed:
         """Non-streaming completion. Raises InvalidRequest, McpServerUnavailable, NoAvailableWorkers,
         ModelNotFound, UpstreamError."""
         started = time.perf_counter()
         error: str | None = None
+        route = self._tracer.start_route(request.model, streaming=False, policy=self._dispatcher.policy_name)
+        report = Generation()
         try:
-            plan = await self._plan(request)
-            stage_started = time.perf_counter()
-            if plan is not None:
-                assert self._tools is not None
-                done = await self._tools.complete(request, plan)
-                stage = "tool_loop"
-            else:
-                done = await self._dispatcher.complete(
-                    request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
-                )
-                stage = "upstream"
+            with route.activate():
+                plan = await self._plan(request)
+                route.set("smg.tool_loop", plan is not None)
+                stage_started = time.perf_counter()
+                if plan is not None:
+                    assert self._tools is not None
+                    done = await self._tools.complete(request, plan, report=report)
+                    stage = "tool_loop"
+                else:
+                    done = await self._dispatcher.complete(
+                        request.model, request.raw, headers=request.headers, affinity_key=request.affinity_key
+                    )
+                    stage = "upstream"
             self._observer.on_stage(stage, time.perf_counter() - stage_started)
+            report.worker = done.worker
             if done.status == 200:
-                tokens = completion_tokens(done.body)
-                self._observer.on_generation(request.model, ttft=None, tpot=None, tokens=tokens)
+                read_completion(done.body, report)
             return done
         except SmgError as exc:
-            error = exc.code
+            error = report.error = exc.code
             raise
         finally:
+            self._report(route, request.model, report, started)
             self._observer.on_routed(
                 request.model, streaming=False, duration=time.perf_counter() - started, error_code=error
             )
@@ -101,33 +151,52 @@ class ChatService:
     async def stream(self, request: ChatRequest) -> AsyncIterator[bytes]:
         """Open the upstream stream (errors before the first byte raise) and return the byte stream."""
         started = time.perf_counter()
+        route = self._tracer.start_route(request.model, streaming=True, policy=self._dispatcher.policy_name)
         try:
-            plan = await self._plan(request)
-            if plan is not None:
-                assert self._tools is not None
-                return self._timed(await self._tools.stream(request, plan), request.model, started)
-            body, injected = stream_body(request)
-            stage_started = time.perf_counter()
-            upstream = await self._dispatcher.open_stream(
-                request.model, body, headers=request.headers, affinity_key=request.affinity_key
-            )
+            with route.activate():
+                plan = await self._plan(request)
+                route.set("smg.tool_loop", plan is not None)
+                if plan is not None:
+                    assert self._tools is not None
+                    report = Generation()
+                    chunks = await self._tools.stream(request, plan, report=report, route=route)
+                    return self._timed(chunks, request.model, started, route, report)
+                body, injected = stream_body(request)
+                stage_started = time.perf_counter()
+                upstream = await self._dispatcher.open_stream(
+                    request.model, body, headers=request.headers, affinity_key=request.affinity_key
+                )
             self._observer.on_stage("upstream", time.perf_counter() - stage_started)
         except SmgError as exc:
             self._observer.on_routed(
                 request.model, streaming=True, duration=time.perf_counter() - started, error_code=exc.code
             )
+            self._report(route, request.model, Generation(error=exc.code), started)
             raise
-        return self._relay(upstream, request.model, started, StreamMeter(strip_usage=injected))
+        except BaseException:
+            route.end()
+            raise
+        meter = StreamMeter(strip_usage=injected)
+        return self._relay(upstream, request.model, started, meter, route)
 
-    async def _timed(self, chunks: AsyncIterator[bytes], model: str, started: float) -> AsyncIterator[bytes]:
+    async def _timed(
+        self,
+        chunks: AsyncIterator[bytes],
+        model: str,
+        started: float,
+        route: TraceSpan,
+        report: Generation,
+    ) -> AsyncIterator[bytes]:
         completed = False
         try:
             async for chunk in chunks:
                 yield chunk
             completed = True
         finally:
-            error = None if completed else "client_disconnected"
+            error = report.error or (None if completed else "client_disconnected")
             self._observer.on_stage("tool_loop", time.perf_counter() - started)
+            report.error = error
+            self._report(route, model, report, started)
             self._observer.on_routed(
                 model, streaming=True, duration=time.perf_counter() - started, error_code=error
             )
@@ -136,7 +205,7 @@ class ChatService:
                 await aclose()
 
     async def _relay(
-        self, upstream: UpstreamStream, model: str, started: float, meter: StreamMeter
+        self, upstream: UpstreamStream, model: str, started: float, meter: StreamMeter, route: TraceSpan
     ) -> AsyncIterator[bytes]:
         failure: UpstreamError | None = None
         completed = False
@@ -164,9 +233,16 @@ class ChatService:
             completed = True
         finally:
             error = failure.code if failure else (None if completed else "client_disconnected")
-            if meter.first_token is not None or meter.tokens is not None:
-                ttft = None if meter.first_token is None else meter.first_token - started
-                self._observer.on_generation(model, ttft=ttft, tpot=meter.tpot(), tokens=meter.tokens)
+            report = Generation(
+                first_token=meter.first_token,
+                tpot=meter.tpot(),
+                tokens=meter.tokens,
+                response_id=meter.response_id,
+                response_model=meter.response_model,
+                worker=upstream.worker.url,
+                error=error,
+            )
+            self._report(route, model, report, started)
             self._observer.on_routed(
                 model, streaming=True, duration=time.perf_counter() - started, error_code=error
             )

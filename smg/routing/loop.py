@@ -23,16 +23,21 @@ from smg.mcp.types import McpRuntime
 from smg.protocol import ChatRequest
 from smg.routing.budgets import LoopBudgets, LoopLedger, stop_notice
 from smg.routing.execution import (
+    NULL_SPAN,
     LoopObserver,
     LoopTracer,
     NullLoopObserver,
     NullLoopTracer,
+    TraceSpan,
+    annotate_round,
     calls_of_message,
+    current,
     execute_round,
     round_decision,
     with_ids,
 )
-from smg.routing.stream_loop import StreamRun, upstream_stream_body
+from smg.routing.metering import Generation
+from smg.routing.stream_loop import StreamRun
 from smg.routing.tools import ToolPlan, resolve_tools
 from smg.workers.dispatch import Completed, Dispatcher
 
@@ -81,17 +86,21 @@ class ToolLoop:
         Raises InvalidRequest, McpServerUnavailable."""
         return await resolve_tools(request.body, self._runtime, always=always, aliases=aliases)
 
-    async def complete(self, request: ChatRequest, plan: ToolPlan) -> Completed:
-        """Run the loop to a final answer (HTTP 200, JSON). Raises what `Dispatcher.complete` raises
-        (a worker's error status as UpstreamStatusError) and UpstreamProtocolError for an unusable reply;
-        tool failures never raise."""
+    async def complete(
+        self, request: ChatRequest, plan: ToolPlan, *, report: Generation | None = None
+    ) -> Completed:
+        """Run the loop to a final answer (HTTP 200, JSON); ``report`` gets its iterations and stop reason.
+        Raises what `Dispatcher.complete` raises (a worker's error status as UpstreamStatusError) and
+        UpstreamProtocolError for an unusable reply; tool failures never raise."""
         ledger = LoopLedger(self._budgets, self._clock)
+        report = report if report is not None else Generation()
         body = {k: v for k, v in plan.body.items() if k != "stream_options"} | {"stream": False}
         messages = list(body["messages"])
         first: dict[str, Any] | None = None
         while True:
             ledger.iterations += 1
-            with self._tracer.iteration(request.model, ledger.iterations):
+            report.iterations = ledger.iterations
+            with current(self._tracer.start_iteration(request.model, ledger.iterations)) as span:
                 self._observer.on_iteration(request.model, iteration=ledger.iterations)
                 done = await self._dispatcher.complete(
                     request.model,
@@ -102,6 +111,7 @@ class ToolLoop:
                 reply = _reply_of(done)
                 first = first or reply
                 ledger.add_usage(reply.get("usage"))
+                annotate_round(span, usage=reply.get("usage"), response_model=reply.get("model"))
                 choice = reply["choices"][0]
                 message = choice["message"]
                 calls = with_ids(calls_of_message(message), iteration=ledger.iterations)
@@ -131,6 +141,7 @@ class ToolLoop:
             choice["message"] = {"role": "assistant", "content": f"{text}\n\n{notice}" if text else notice}
             choice["finish_reason"] = "stop"
         self._observer.on_stop(request.model, reason, iterations=ledger.iterations)
+        report.stop_reason = reason
         reply["id"] = first.get("id", reply.get("id"))
         reply["created"] = first.get("created", reply.get("created"))
         if ledger.usage is not None:
@@ -138,26 +149,27 @@ class ToolLoop:
         reply["smg"] = ledger.extension(reason)
         return Completed(200, "application/json", orjson.dumps(reply), done.worker)
 
-    async def stream(self, request: ChatRequest, plan: ToolPlan) -> AsyncIterator[bytes]:
+    async def stream(
+        self,
+        request: ChatRequest,
+        plan: ToolPlan,
+        *,
+        report: Generation | None = None,
+        route: TraceSpan = NULL_SPAN,
+    ) -> AsyncIterator[bytes]:
         """Open the first model stream (errors before the first byte raise, as `Dispatcher.open_stream`)
         and return the loop's SSE byte stream (see `stream_loop`); later failures end it with an error
-        event and ``data: [DONE]``."""
-        ledger = LoopLedger(self._budgets, self._clock)
+        event and ``data: [DONE]``. ``report`` is filled in while the stream is read; each iteration's
+        span is a child of ``route``."""
         run = StreamRun(
             self._dispatcher,
             self._runtime,
             request,
             plan,
-            ledger=ledger,
+            ledger=LoopLedger(self._budgets, self._clock),
             observer=self._observer,
             tracer=self._tracer,
+            report=report if report is not None else Generation(),
+            route=route,
         )
-        ledger.iterations = 1
-        self._observer.on_iteration(request.model, iteration=1)
-        upstream = await self._dispatcher.open_stream(
-            request.model,
-            orjson.dumps(upstream_stream_body(plan.body)),
-            headers=request.headers,
-            affinity_key=request.affinity_key,
-        )
-        return run.events(upstream)
+        return await run.open()

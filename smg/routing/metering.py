@@ -1,4 +1,5 @@
-"""Token accounting of the pass-through path: usage of a completion body, TTFT/TPOT/usage of a stream.
+"""Token accounting: usage of a completion body, TTFT/TPOT/usage of a pass-through stream, and the
+`Generation` record both paths (pass-through and tool loop) fill in for the router metrics and the route span.
 
 Nothing the client sees is re-serialised. A stream request whose client did not ask for usage gets
 ``stream_options.include_usage`` added on the way to the worker (spliced into the raw bytes when the body
@@ -10,6 +11,7 @@ relayed as it came, only cut at event boundaries while a chunk may need dropping
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -22,6 +24,27 @@ Tokens = tuple[int, int]
 _INCLUDE_USAGE = b',"stream_options":{"include_usage":true}}'
 _BOUNDARY = re.compile(rb"\r?\n\r?\n")
 _MAX_PENDING = 1 << 20  # an "event" longer than this is not SSE: stop cutting and scanning it
+
+
+@dataclass
+class Generation:
+    """What one routed request produced, filled in as it becomes known (for a stream: while relayed).
+
+    ``first_token`` is the ``time.perf_counter()`` at which the first token left for the client;
+    ``tokens`` are summed over every model call; ``tpot`` comes from the last model call's stream.
+    ``iterations`` and ``stop_reason`` are the tool loop's (0 and None on the pass-through path);
+    ``error`` is the error code a stream ended with after its first byte.
+    """
+
+    first_token: float | None = None
+    tpot: float | None = None
+    tokens: Tokens | None = None
+    response_id: str | None = None
+    response_model: str | None = None
+    worker: str | None = None
+    iterations: int = 0
+    stop_reason: str | None = None
+    error: str | None = None
 
 
 def stream_body(request: ChatRequest) -> tuple[bytes, bool]:
@@ -38,14 +61,36 @@ def stream_body(request: ChatRequest) -> tuple[bytes, bool]:
 
 def completion_tokens(body: bytes) -> Tokens | None:
     """Token counts of a ``chat.completion`` body; None when it has no well-formed ``usage``."""
+    return read_completion(body, Generation()).tokens
+
+
+def read_completion(body: bytes, into: Generation) -> Generation:
+    """``into`` with the usage, ``id`` and ``model`` of a ``chat.completion`` body (parsed once), as far
+    as the body has them well-formed."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
+        return into
+    if isinstance(doc, dict):
+        into.tokens = usage_tokens(doc.get("usage"))
+        into.response_id = _text(doc.get("id"))
+        into.response_model = _text(doc.get("model"))
+    return into
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def per_token(first: float | None, last: float | None, output_tokens: int | None) -> float | None:
+    """Seconds per output token after the first; None when unknown or with fewer than 2 tokens."""
+    if first is None or last is None or output_tokens is None or output_tokens < 2:
         return None
-    return _tokens(doc.get("usage")) if isinstance(doc, dict) else None
+    return (last - first) / (output_tokens - 1)
 
 
-def _tokens(usage: Any) -> Tokens | None:
+def usage_tokens(usage: Any) -> Tokens | None:
+    """(input, output) of an OpenAI ``usage`` object; None when absent or ill-shaped."""
     if not isinstance(usage, dict):
         return None
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
@@ -64,8 +109,7 @@ def _payload(event: bytes) -> Any:
     return None
 
 
-def _has_token(event: bytes) -> bool:
-    doc = _payload(event)
+def _has_token(doc: Any) -> bool:
     choices = doc.get("choices") if isinstance(doc, dict) else None
     if not isinstance(choices, list):
         return False
@@ -91,6 +135,8 @@ class StreamMeter:
         self.first_token: float | None = None
         self.last_token: float | None = None
         self.tokens: Tokens | None = None
+        self.response_id: str | None = None
+        self.response_model: str | None = None
 
     def feed(self, chunk: bytes, now: float) -> bytes:
         """Scan ``chunk``; returns the bytes to relay (``chunk`` itself unless a usage chunk is stripped)."""
@@ -124,21 +170,20 @@ class StreamMeter:
         if b'"usage"' in event:
             doc = _payload(event)
             if isinstance(doc, dict):
-                tokens = _tokens(doc.get("usage"))
+                tokens = usage_tokens(doc.get("usage"))
                 if tokens is not None:
                     self.tokens = tokens
                     if doc.get("choices") == []:
                         return False
         if self.first_token is None:
-            if _has_token(event):
+            doc = _payload(event)
+            if _has_token(doc):
                 self.first_token = self.last_token = now
+                self.response_id, self.response_model = _text(doc.get("id")), _text(doc.get("model"))
         elif b'content"' in event or b'"tool_calls"' in event:
             self.last_token = now
         return True
 
     def tpot(self) -> float | None:
         """Seconds per output token after the first; None without usage or with fewer than 2 tokens."""
-        if self.first_token is None or self.last_token is None or self.tokens is None:
-            return None
-        output = self.tokens[1]
-        return (self.last_token - self.first_token) / (output - 1) if output > 1 else None
+        return per_token(self.first_token, self.last_token, None if self.tokens is None else self.tokens[1])

@@ -33,7 +33,18 @@ from smg.mcp.types import McpRuntime
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
 from smg.routing.accumulator import AccumulatedCall, SseDecoder, ToolCallAccumulator
 from smg.routing.budgets import CallRecord, LoopLedger, stop_notice
-from smg.routing.execution import LoopObserver, LoopTracer, execute_round, round_decision, with_ids
+from smg.routing.execution import (
+    NULL_SPAN,
+    LoopObserver,
+    LoopTracer,
+    NullLoopTracer,
+    TraceSpan,
+    annotate_round,
+    execute_round,
+    round_decision,
+    with_ids,
+)
+from smg.routing.metering import Generation, per_token, usage_tokens
 from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Dispatcher, UpstreamStream
 
@@ -64,11 +75,18 @@ class _Round:
     content: str = ""
     finish_reason: str | None = None
     usage: Any = None
+    model: Any = None
     done: bool = False
+    first_token: float | None = None
+    last_token: float | None = None
 
 
 class StreamRun:
-    """One streaming loop. `events` owns every upstream stream it reads (each closed exactly once)."""
+    """One streaming loop: `open` opens the first round and returns `events`, which owns every upstream
+    stream it reads (each closed exactly once). ``report`` is filled in as the stream is read: the time
+    the first token left for the client, usage summed over rounds, TPOT of the last round, the response
+    id and model, iterations and stop reason. Each iteration has a span, a child of ``route``, that is
+    the parent of its worker attempt and its tool calls."""
 
     def __init__(
         self,
@@ -80,8 +98,13 @@ class StreamRun:
         ledger: LoopLedger,
         observer: LoopObserver,
         tracer: LoopTracer | None = None,
+        report: Generation | None = None,
+        route: TraceSpan = NULL_SPAN,
     ) -> None:
-        self._tracer = tracer
+        self._tracer = tracer or NullLoopTracer()
+        self._report = report if report is not None else Generation()
+        self._route = route
+        self._span: TraceSpan = NULL_SPAN
         self._dispatcher = dispatcher
         self._runtime = runtime
         self._request = request
@@ -96,6 +119,34 @@ class StreamRun:
         self._role_sent = False
         self._content_sent = False
 
+    async def open(self) -> AsyncIterator[bytes]:
+        """Open the first round's stream and return `events`. Raises what `Dispatcher.open_stream` raises."""
+        self._ledger.iterations = 1
+        self._observer.on_iteration(self._request.model, iteration=1)
+        try:
+            upstream = await self._open_round()
+        except SmgError as exc:
+            self._span.fail(exc.code)
+            self._span.end()
+            raise
+        except BaseException:
+            self._span.end()
+            raise
+        return self.events(upstream)
+
+    async def _open_round(self) -> UpstreamStream:
+        """Start the span of iteration ``ledger.iterations`` and open its model stream under it."""
+        with self._route.activate():
+            self._span = self._tracer.start_iteration(self._request.model, self._ledger.iterations)
+        self._report.iterations = self._ledger.iterations
+        with self._span.activate():
+            return await self._dispatcher.open_stream(
+                self._request.model,
+                orjson.dumps(self._body | {"messages": self._messages}),
+                headers=self._request.headers,
+                affinity_key=self._request.affinity_key,
+            )
+
     async def events(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
         """The client's SSE bytes; ``upstream`` is the already opened first round."""
         try:
@@ -104,29 +155,37 @@ class StreamRun:
                     yield out
         except SmgError as exc:
             log.warning("tool loop stream failed after the first byte: %s", exc.message)
+            self._report.error = exc.code
+            self._span.fail(exc.code)
             yield sse_error_event(exc) + SSE_DONE
+        finally:
+            self._report.tokens = usage_tokens(self._ledger.usage)
+            self._span.end()
 
     async def _rounds(self, upstream: UpstreamStream) -> AsyncGenerator[bytes, None]:
-        ledger, plan = self._ledger, self._plan
+        ledger, plan, report = self._ledger, self._plan, self._report
         while True:
             current = _Round()
+            report.worker = upstream.worker.url
             async with aclosing(self._relay(upstream, current)) as relay:
                 async for out in relay:
                     yield out
             ledger.add_usage(current.usage)
+            annotate_round(self._span, usage=current.usage, response_model=current.model)
             calls = with_ids(current.calls.calls(), iteration=ledger.iterations)
             reason, client = round_decision(calls, plan, ledger)
             if reason is not None:
                 break
             yield f": smg tool_round iteration={ledger.iterations} calls={len(calls)}\n\n".encode()
-            tool_messages, records = await execute_round(
-                self._runtime,
-                plan,
-                calls,
-                iteration=ledger.iterations,
-                observer=self._observer,
-                tracer=self._tracer,
-            )
+            with self._span.activate():
+                tool_messages, records = await execute_round(
+                    self._runtime,
+                    plan,
+                    calls,
+                    iteration=ledger.iterations,
+                    observer=self._observer,
+                    tracer=self._tracer,
+                )
             ledger.records += records
             for record in records:
                 yield progress_comment(record)
@@ -136,24 +195,25 @@ class StreamRun:
                 "tool_calls": [c.as_message_call() for c in calls],
             }
             self._messages += [assistant, *tool_messages]
+            self._span.end()
             ledger.iterations += 1
             self._observer.on_iteration(self._request.model, iteration=ledger.iterations)
-            upstream = await self._dispatcher.open_stream(
-                self._request.model,
-                orjson.dumps(self._body | {"messages": self._messages}),
-                headers=self._request.headers,
-                affinity_key=self._request.affinity_key,
-            )
+            upstream = await self._open_round()
+        output = usage_tokens(current.usage)
+        report.tpot = per_token(
+            current.first_token, current.last_token, None if output is None else output[1]
+        )
+        report.stop_reason = reason
         yield self._ensure_role()
         if client:
             finish = "tool_calls"
-            yield self._chunk({"tool_calls": _client_deltas(client)})
+            yield self._token_chunk({"tool_calls": _client_deltas(client)})
         elif reason == "completed":
             finish = current.finish_reason or "stop"
         else:
             finish = "stop"
             notice = stop_notice(reason, ledger)
-            yield self._chunk({"content": f"\n\n{notice}" if self._content_sent else notice})
+            yield self._token_chunk({"content": f"\n\n{notice}" if self._content_sent else notice})
         self._observer.on_stop(self._request.model, reason, iterations=ledger.iterations)
         extension = {"smg": ledger.extension(reason)}
         if self._include_usage:
@@ -199,14 +259,18 @@ class StreamRun:
         if not isinstance(chunk, dict) or "error" in chunk:
             raise UpstreamProtocolError(f"worker {worker} sent an error mid-stream", worker=worker)
         if self._head is None:
+            self._report.response_id = chunk.get("id") or f"chatcmpl-smg-{uuid.uuid4().hex}"
+            self._report.response_model = chunk.get("model") or self._request.model
             self._head = orjson.dumps(
                 {
-                    "id": chunk.get("id") or f"chatcmpl-smg-{uuid.uuid4().hex}",
+                    "id": self._report.response_id,
                     "object": "chat.completion.chunk",
                     "created": chunk.get("created") or int(time.time()),
-                    "model": chunk.get("model") or self._request.model,
+                    "model": self._report.response_model,
                 }
             )[:-1]
+        if current.model is None:
+            current.model = chunk.get("model")
         if isinstance(chunk.get("usage"), dict):
             current.usage = chunk["usage"]
         choices = chunk.get("choices")
@@ -217,11 +281,15 @@ class StreamRun:
         delta = delta if isinstance(delta, dict) else {}
         out = self._ensure_role()
         content = delta.get("content")
+        tool_calls = delta.get("tool_calls")
+        if content or tool_calls:
+            current.last_token = time.perf_counter()
+            if current.first_token is None:
+                current.first_token = current.last_token
         if isinstance(content, str) and content:
             current.content += content
             self._content_sent = True
-            out += self._chunk({"content": content})
-        tool_calls = delta.get("tool_calls")
+            out += self._token_chunk({"content": content})
         if isinstance(tool_calls, list):
             current.calls.feed(tool_calls)
         if choice.get("finish_reason"):
@@ -248,6 +316,12 @@ class StreamRun:
         )
         self._head = head
         return b"data: " + head + b"," + orjson.dumps(fields)[1:] + b"\n\n"
+
+    def _token_chunk(self, delta: dict[str, Any]) -> bytes:
+        """A chunk carrying tokens for the client; the first one is the request's time to first token."""
+        if self._report.first_token is None:
+            self._report.first_token = time.perf_counter()
+        return self._chunk(delta)
 
     def _chunk(
         self, delta: dict[str, Any], finish_reason: str | None = None, extra: dict[str, Any] | None = None

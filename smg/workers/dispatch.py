@@ -135,6 +135,11 @@ class Dispatcher:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
+    @property
+    def policy_name(self) -> str:
+        """The name of the worker selection policy (``round_robin``, ...)."""
+        return self._policy.name
+
     async def complete(
         self, model: str, body: bytes, *, headers: Mapping[str, str], affinity_key: bytes | None
     ) -> Completed:
