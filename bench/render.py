@@ -1,0 +1,179 @@
+"""The Markdown report of one run (the figures table of docs/benchmarks.md is this file's output)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render"]
+
+ORDER = ["direct", "smg", "smg-trace", "SMG", "litellm"]
+
+
+def _f(value: Any, digits: int = 0, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    if digits == 0:
+        return f"{value:,.0f}{suffix}"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def render(res: dict[str, Any]) -> str:
+    m, s = res["machine"], res.get("summary", {})
+    names = [n for n in ORDER if n in s]
+    lines = [
+        f"# Gateway benchmark, {res['started']} ({res['mode']} run)",
+        "",
+        f"Command: `{' '.join(res['argv'])}`; {res['rounds']} interleaved round(s), "
+        f"{res['seconds']:g} s per wrk run; took {res.get('elapsed_s', '?')} s. Method: docs/benchmarks.md.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python {m['python']}, uvloop "
+        f"{m['uvloop']}, {m['wrk']}; load average at start {m['load_avg_at_start']}. Pinning: load generator "
+        f"and worker on core {res['pinning']['load']}, gateway on core {res['pinning']['gateway']}.",
+        "",
+        "Versions: "
+        + ", ".join(
+            f"{n} {t.get('version', '-')}" for n, t in res["targets"].items() if t.get("status") == "ok"
+        )
+        + ".",
+        "",
+    ]
+    alone = res.get("worker_alone")
+    if alone:
+        lines += [
+            f"Worker alone (sharing its core with wrk): {_f(alone['c16']['rps'])} req/s at c=16, "
+            f"{_f(alone['stream16']['rps'])} streams/s at c=16.",
+            "",
+        ]
+    if names:
+        lines += ["## Throughput and latency (medians over rounds)", ""]
+        rows = [
+            [
+                n,
+                _f(s[n]["rps_c1"]),
+                _f(s[n]["rps_c16"]),
+                _f(s[n]["rps_c64"]),
+                _f(s[n]["rps_stream16"]),
+                _f(s[n]["rps_c16_vs_direct"], 2, "x"),
+                _f(s[n]["rps_c16_vs_SMG"], 2, "x"),
+                _f(s[n]["stream_rps_vs_SMG"], 2, "x"),
+            ]
+            for n in names
+        ]
+        lines += _table(
+            [
+                "target",
+                "req/s c=1",
+                "req/s c=16",
+                "req/s c=64",
+                "streams/s c=16",
+                "c=16 vs direct",
+                "c=16 vs SMG",
+                "stream vs SMG",
+            ],
+            rows,
+        )
+        lines += ["", "## Latency, CPU and memory", ""]
+        rows = [
+            [
+                n,
+                _f(s[n]["p50_c1_ms"], 3),
+                _f(s[n]["added_p50_c1_ms"], 3),
+                _f(s[n]["p99_c1_ms"], 3),
+                _f(s[n]["added_p99_c1_ms"], 3),
+                _f(s[n]["ttfb_ms"], 3),
+                _f(s[n]["ttfb_overhead_ms"], 3),
+                _f(s[n]["cpu_us_per_req"]),
+                _f(s[n]["cpu_us_per_stream"]),
+                _f(s[n]["rss_idle_mib"], 1),
+                _f(s[n]["rss_peak_mib"], 1),
+            ]
+            for n in names
+        ]
+        lines += _table(
+            [
+                "target",
+                "p50 c=1 ms",
+                "added p50",
+                "p99 c=1 ms",
+                "added p99",
+                "stream TTFB ms",
+                "TTFB added",
+                "CPU us/req",
+                "CPU us/stream",
+                "RSS idle MiB",
+                "RSS peak MiB",
+            ],
+            rows,
+        )
+        if "smg" in s and "smg-trace" in s:
+            a, b = s["smg"], s["smg-trace"]
+            lines += [
+                "",
+                f"Tracing on vs off: c=16 {_f(b['rps_c16'])} vs {_f(a['rps_c16'])} req/s, CPU "
+                f"{_f(b['cpu_us_per_req'])} vs {_f(a['cpu_us_per_req'])} us/req; the sink received "
+                f"{res.get('trace_spans_received', 0):,} spans.",
+            ]
+        lines.append("")
+    loop = res.get("toolloop")
+    if loop:
+        lines += ["## MCP tool calls and the tool loop (smg)", ""]
+        rows = [
+            [
+                k,
+                _f(loop[k]["direct_ms"], 3),
+                _f(loop[k]["gateway_ms"], 3),
+                _f(loop[k]["overhead_ms"], 3),
+                _f(loop[k].get("inside_ms"), 3),
+            ]
+            for k in ("http", "stdio")
+            if k in loop
+        ]
+        lines += _table(
+            [
+                "transport",
+                "direct mcp.Client p50 ms",
+                "through the gateway p50 ms",
+                "overhead ms",
+                "gateway's own tool-call duration ms",
+            ],
+            rows,
+        )
+        p, r3 = loop.get("parallel", {}), loop.get("three_rounds", {})
+        lines += [
+            "",
+            f"- One round of 4 parallel 100 ms `sleep` calls: {_f(p.get('four_ms'), 1)} ms; one call: "
+            f"{_f(p.get('one_ms'), 1)} ms; ratio {_f(p.get('ratio'), 3, 'x')}.",
+            f"- A 3-round loop (4 model calls, 3 `echo` calls): {_f(r3.get('loop_ms'), 2)} ms; "
+            f"the worker's own time {_f(r3.get('worker_ms'), 2)} ms (4 x {_f(r3.get('worker_call_ms'), 3)}) "
+            f"plus the tools' {_f(r3.get('tools_ms'), 2)} ms; added by the gateway "
+            f"{_f(r3.get('added_ms'), 2)} ms.",
+            "",
+        ]
+    lines += ["## Targets (smg)", ""]
+    rows = [
+        [
+            v["what"],
+            f"{v['goal']:g} {v['unit']}",
+            f"{v['stretch']:g} {v['unit']}" if v["stretch"] is not None else "-",
+            _f(v["value"], 3 if v["unit"] in ("x", "ms") else 0) + f" {v['unit']}"
+            if v["value"] is not None
+            else "-",
+            v["result"],
+        ]
+        for v in res.get("verdicts", [])
+    ]
+    lines += _table(["target", "goal", "stretch", "measured", "result"], rows)
+    skipped = [f"{n}: {t['reason']}" for n, t in res["targets"].items() if t.get("status") != "ok"] + res[
+        "skipped"
+    ]
+    if skipped:
+        lines += ["", "## Skipped", ""] + [f"- {x}" for x in skipped]
+    if res["errors"] or res.get("notes"):
+        lines += ["", "## Errors and notes", ""] + [f"- {x}" for x in res["errors"] + res.get("notes", [])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,202 @@
+"""MCP tool-call and tool-loop figures for smg: what the gateway adds over calling the server directly.
+
+- per call: p50 of sequential `echo` calls with an `mcp.Client` straight to the `faults` server, against
+  the same call through the gateway's admin endpoint `POST /mcp/servers/{name}/tools/{tool}/call`
+  (streamable HTTP and stdio);
+- parallel: one tool-loop round of 4 `sleep(0.1)` calls against a round of one (scripted worker);
+- three rounds: a loop of 3 `echo` rounds (4 model calls), minus the worker's and the tools' own time.
+
+Run alone: `python -m bench.toolloop [--smoke]` (prints the figures as JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from mcp import Client, StdioServerParameters
+
+from bench.procs import start, stop_proc
+
+__all__ = ["measure"]
+
+REPO = Path(__file__).resolve().parent.parent
+FAULTS = [sys.executable, "-m", "mcp_servers.faults", "--transport"]
+
+
+def _ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+async def _direct(client: Client, n: int) -> float:
+    for _ in range(3):
+        await client.call_tool("echo", {"text": "warm"})
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        result = await client.call_tool("echo", {"text": "ping"})
+        samples.append(time.perf_counter() - t0)
+        if result.is_error:
+            raise RuntimeError(f"direct echo failed: {result}")
+    return _ms(samples)
+
+
+async def _via_gateway(http: aiohttp.ClientSession, url: str, n: int) -> tuple[float, float]:
+    samples, inside = [], []
+    for i in range(n + 3):
+        t0 = time.perf_counter()
+        async with http.post(url, json={"arguments": {"text": "ping"}}) as resp:
+            body = await resp.json()
+        if resp.status != 200 or body.get("status") != "ok":
+            raise RuntimeError(f"admin tool call failed: {resp.status} {body}")
+        if i >= 3:
+            samples.append(time.perf_counter() - t0)
+            inside.append(body["duration"])
+    return _ms(samples), _ms(inside)
+
+
+def _chat(tool: str, script: str, *, function_tools: bool = False) -> dict[str, Any]:
+    tools: list[dict[str, Any]]
+    if function_tools:  # what the gateway offers the worker (for timing the worker alone)
+        params = {"type": "object", "properties": {"text": {"type": "string"}}}
+        tools = [{"type": "function", "function": {"name": f"fhttp__{tool}", "parameters": params}}]
+    else:
+        tools = [
+            {"type": "mcp", "server_label": "fhttp", "allowed_tools": [tool], "require_approval": "never"}
+        ]
+    return {"model": "mock-model", "messages": [{"role": "user", "content": script}], "tools": tools}
+
+
+async def _timed_chat(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], reps: int
+) -> tuple[float, Any]:
+    samples, last = [], None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        async with http.post(url, json=body) as resp:
+            last = await resp.json()
+        samples.append(time.perf_counter() - t0)
+        if resp.status != 200:
+            raise RuntimeError(f"chat failed: {resp.status} {last}")
+    return _ms(samples), last
+
+
+def _check_loop(answer: Any, calls: int, iterations: int) -> None:
+    ext = answer.get("smg") or {}
+    done = [c for c in ext.get("tool_calls", []) if c.get("status") == "ok"]
+    if len(done) != calls or ext.get("iterations") != iterations:
+        raise RuntimeError(f"the tool loop did not run as scripted: {ext}")
+
+
+async def _measure(gateway: str, worker: str, http_url: str, smoke: bool) -> dict[str, Any]:
+    n, reps = (20, 2) if smoke else (200, 5)
+    out: dict[str, Any] = {}
+    stdio = StdioServerParameters(command=FAULTS[0], args=[*FAULTS[1:], "stdio"], cwd=str(REPO))
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with asyncio.timeout(240), aiohttp.ClientSession(timeout=timeout) as http:
+        for key, target, server in (("http", http_url, "fhttp"), ("stdio", stdio, "fstdio")):
+            async with Client(target) as client:
+                direct = await _direct(client, n)
+            through, inside = await _via_gateway(http, f"{gateway}/mcp/servers/{server}/tools/echo/call", n)
+            out[key] = {
+                "direct_ms": direct,
+                "gateway_ms": through,
+                "overhead_ms": through - direct,
+                "inside_ms": inside,
+            }
+        chat = f"{gateway}/v1/chat/completions"
+        sleeps = [f'CALL fhttp__sleep {{"seconds": 0.1, "label": "{i}"}}' for i in range(4)]
+        one, a1 = await _timed_chat(http, chat, _chat("sleep", sleeps[0]), reps)
+        four, a4 = await _timed_chat(http, chat, _chat("sleep", "\n".join(sleeps)), reps)
+        _check_loop(a1, 1, 2)
+        _check_loop(a4, 4, 2)
+        out["parallel"] = {"one_ms": one, "four_ms": four, "ratio": four / one}
+        script = "\n".join(f'CALL fhttp__echo {{"text": "{x}"}}\nNEXT' for x in "abc")
+        loop, answer = await _timed_chat(http, chat, _chat("echo", script), 3 if smoke else 20)
+        _check_loop(answer, 3, 4)
+        worker_call, _ = await _timed_chat(
+            http,
+            f"{worker}/v1/chat/completions",
+            _chat("echo", script, function_tools=True),
+            10 if smoke else 50,
+        )
+        tools = 3 * out["http"]["direct_ms"]
+        out["three_rounds"] = {
+            "loop_ms": loop,
+            "worker_call_ms": worker_call,
+            "worker_ms": 4 * worker_call,
+            "tools_ms": tools,
+            "added_ms": loop - 4 * worker_call - tools,
+        }
+    return out
+
+
+def measure(*, smoke: bool, gw_core: int | None, logdir: Path) -> dict[str, Any]:
+    """Start the faults server (HTTP), a scripted worker and smg with both faults transports; measure."""
+    load_core = 0 if gw_core is not None else None
+    faults = start(
+        "faults",
+        [*FAULTS, "streamable-http", "--port", "0"],
+        core=load_core,
+        ready_prefix="MCP_SERVER_READY",
+        log=logdir / "faults.log",
+    )
+    procs = [faults]
+    try:
+        worker_args = [sys.executable, "-m", "smg.testing.worker", "--port", "0"]
+        worker = start(
+            "worker",
+            worker_args,
+            core=load_core,
+            ready_prefix="SMG_WORKER_READY",
+            log=logdir / "scripted-worker.log",
+        )
+        procs.append(worker)
+        config = logdir / "mcp.yaml"
+        config.write_text(
+            "servers:\n"
+            f"  - {{name: fhttp, protocol: streamable, url: '{faults.url}'}}\n"
+            f"  - name: fstdio\n    protocol: stdio\n    command: {FAULTS[0]}\n"
+            f"    args: [{', '.join(FAULTS[1:])}, stdio]\n"
+        )
+        args = [
+            sys.executable,
+            "-m",
+            "smg",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--worker-urls",
+            worker.url,
+        ]
+        args += ["--prometheus-port", "0", "--log-level", "warning", "--mcp-config-path", str(config)]
+        gateway = start(
+            "smg-mcp", args, core=gw_core, ready_prefix="smg listening on", log=logdir / "smg-mcp.log"
+        )
+        procs.append(gateway)
+        return asyncio.run(_measure(gateway.url, worker.url, faults.url, smoke))
+    finally:
+        for proc in reversed(procs):
+            stop_proc(proc)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.toolloop", description=__doc__.split("\n")[0])
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--logs", type=Path, default=Path("/tmp"))
+    a = p.parse_args()
+    os.chdir(REPO)
+    print(json.dumps(measure(smoke=a.smoke, gw_core=None, logdir=a.logs), indent=1))
+
+
+if __name__ == "__main__":
+    main()

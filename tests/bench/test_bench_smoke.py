@@ -1,0 +1,119 @@
+"""The benchmark's fast worker answers like an OpenAI server (correctness only, never speed), and the
+report logic turns results into the right verdicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.fastworker import READY_PREFIX, STREAM_CHUNKS
+from bench.load import ttfb_ms
+from bench.report import summarize, verdicts
+from smg.testing.processes import spawn, stop, wait_for_line
+
+REPO = Path(__file__).resolve().parents[2]
+BODY = {"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def fastworker() -> Iterator[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = spawn([sys.executable, "-m", "bench.fastworker", "--port", "0"], env=env)
+    try:
+        yield wait_for_line(proc, READY_PREFIX, timeout=20)
+    finally:
+        assert stop(proc) == 0
+
+
+def test_non_stream_answer_is_a_chat_completion(fastworker: str) -> None:
+    with httpx.Client(timeout=5) as client:
+        resp = client.post(f"{fastworker}/v1/chat/completions", json=BODY)
+        again = client.post(f"{fastworker}/v1/chat/completions", json=BODY)  # same kept-alive connection
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "application/json"
+    body = resp.json()
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["role"] == "assistant"
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert (
+        body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    )
+    assert again.json() == body
+
+
+@pytest.mark.parametrize("flag", ['"stream": true', '"stream":true'])
+def test_stream_is_twenty_events_then_done(fastworker: str, flag: str) -> None:
+    content = json.dumps(BODY)[:-1] + ", " + flag + "}"
+    headers = {"Content-Type": "application/json"}
+    with (
+        httpx.Client(timeout=5) as client,
+        client.stream("POST", f"{fastworker}/v1/chat/completions", content=content, headers=headers) as resp,
+    ):
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "text/event-stream"
+        events = [line[len("data: ") :] for line in resp.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks: list[dict[str, Any]] = [json.loads(e) for e in events[:-1]]
+    assert len(chunks) == STREAM_CHUNKS == 20
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert [c["choices"][0]["finish_reason"] for c in chunks].count("stop") == 1
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_models_health_and_unknown_paths(fastworker: str) -> None:
+    with httpx.Client(timeout=5) as client:
+        models = client.get(f"{fastworker}/v1/models")
+        health = client.get(f"{fastworker}/health")
+        missing = client.post(f"{fastworker}/v1/embeddings", json={})
+    assert models.status_code == 200
+    assert [m["id"] for m in models.json()["data"]] == ["mock-model"]
+    assert health.status_code == 200
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_ttfb_client_reads_whole_streams_on_one_connection(fastworker: str) -> None:
+    assert ttfb_ms(f"{fastworker}/v1/chat/completions", 5, timeout=20) > 0
+
+
+def _run(rps: float, p50: float, cpu: float) -> dict[str, Any]:
+    run = {"rps": rps, "p50_ms": p50, "p99_ms": p50 * 2, "requests": 100, "seconds": 1.0, "errors": 0}
+    runs = {s: [run] for s in ("c1", "c16", "c64", "stream16")}
+    cpu_us = {s: [cpu] for s in runs}
+    return {"status": "ok", "runs": runs, "cpu_us": cpu_us, "ttfb_ms": [p50], "rss_peak_mib": 80.0}
+
+
+def test_verdicts_compare_smg_with_direct_and_the_rust_gateway() -> None:
+    res: dict[str, Any] = {
+        "targets": {
+            "direct": _run(10_000, 0.1, 10),
+            "smg": _run(3_000, 0.4, 200),
+            "SMG": _run(4_000, 0.2, 100),
+            "litellm": {"status": "skipped", "reason": "not installed"},
+        },
+        "toolloop": {"http": {"overhead_ms": 2.0}, "parallel": {"ratio": 1.05}},
+    }
+    summary = summarize(res)
+    assert summary["smg"]["rps_c16_vs_SMG"] == pytest.approx(0.75)
+    assert summary["smg"]["added_p50_c1_ms"] == pytest.approx(0.3)
+    results = {v["key"]: v["result"] for v in verdicts(res, summary)}
+    assert results == {
+        "rps_c16_vs_SMG": "pass",
+        "added_p50_c1_ms": "pass",
+        "cpu_us_per_req": "pass",
+        "stream_rps_vs_SMG": "miss",
+        "rss_peak_mib": "pass",
+        "mcp_overhead_p50_ms": "miss",
+        "parallel4_vs_one": "pass",
+    }
+    del res["targets"]["SMG"]
+    skipped = {v["key"]: v["result"] for v in verdicts(res, summarize(res))}
+    assert skipped["rps_c16_vs_SMG"] == "skipped (SMG was not measured)"
