@@ -16,6 +16,7 @@ from typing import TypeVar
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
 from smg.mcp.control import McpControl
+from smg.mcp.hosts import HostAllowList
 from smg.mcp.pool import McpPool
 from smg.mcp.probe import probe_tools
 from smg.mcp.registry import SqliteRegistry
@@ -39,7 +40,7 @@ from smg.observability.tracing import (
 from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
-from smg.settings import Settings
+from smg.settings import RequestLimits, Settings
 from smg.workers.breaker import CircuitBreaker
 from smg.workers.client import WorkerClient
 from smg.workers.discovery import WorkerFileWatcher
@@ -70,6 +71,10 @@ class AppContext:
     @property
     def max_body(self) -> int:
         return self.settings.server.max_payload_size
+
+    @property
+    def request_limits(self) -> RequestLimits:
+        return self.settings.limits
 
     @property
     def registry(self) -> WorkerRegistry:
@@ -223,6 +228,7 @@ async def _mcp_control(
                 clock=clock,
                 # the W3C trace headers on every HTTP request to an MCP server; none when tracing is off
                 headers_hook=tracing.propagation_headers if isinstance(tracing, Tracing) else None,
+                max_output_bytes=settings.mcp.max_tool_output_bytes,
             )
         )
     )
@@ -231,6 +237,7 @@ async def _mcp_control(
         mcp_pool,
         static=static,
         probe=functools.partial(probe_tools, timeout=_PROBE_TIMEOUT_SECS),
+        hosts=HostAllowList(settings.mcp.allowed_hosts),
     )
     await control.sync(force=True)
     return control

@@ -8,11 +8,14 @@ usage request added to streams: `smg.routing.metering`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from smg.errors import InvalidJson, InvalidRequest, SmgError
+
+if TYPE_CHECKING:
+    from smg.settings import RequestLimits
 
 SSE_DONE = b"data: [DONE]\n\n"
 
@@ -36,13 +39,28 @@ class ChatRequest:
         return text[:512].encode()
 
 
+class TooManyMessages(InvalidRequest):
+    """400 ``too_many_messages``: ``messages`` is longer than ``--max-messages-per-request``."""
+
+    code = "too_many_messages"
+
+
+class TooManyTools(InvalidRequest):
+    """400 ``too_many_tools``: ``tools`` is longer than ``--max-tools-per-request``."""
+
+    code = "too_many_tools"
+
+
 def _require(cond: bool, message: str, param: str) -> None:
     if not cond:
         raise InvalidRequest(message, param=param)
 
 
-def parse_chat_request(raw: bytes, *, headers: dict[str, str]) -> ChatRequest:
-    """Parse and validate a chat completion body. Raises InvalidJson or InvalidRequest (with ``param``)."""
+def parse_chat_request(
+    raw: bytes, *, headers: dict[str, str], limits: RequestLimits | None = None
+) -> ChatRequest:
+    """Parse and validate a chat completion body, within ``limits`` when given. Raises InvalidJson,
+    TooManyMessages, TooManyTools or InvalidRequest (each with ``param``)."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -58,6 +76,12 @@ def parse_chat_request(raw: bytes, *, headers: dict[str, str]) -> ChatRequest:
         "'messages' is required and must be a non-empty array",
         "messages",
     )
+    assert isinstance(messages, list)
+    if limits is not None and 0 < limits.max_messages < len(messages):
+        raise TooManyMessages(
+            f"'messages' has {len(messages)} entries; this gateway accepts at most {limits.max_messages}",
+            param="messages",
+        )
     for i, message in enumerate(messages):
         _require(
             isinstance(message, dict) and isinstance(message.get("role"), str),
@@ -72,6 +96,11 @@ def parse_chat_request(raw: bytes, *, headers: dict[str, str]) -> ChatRequest:
     )
     tools = body.get("tools")
     _require(tools is None or isinstance(tools, list), "'tools' must be an array", "tools")
+    if limits is not None and isinstance(tools, list) and 0 < limits.max_tools < len(tools):
+        raise TooManyTools(
+            f"'tools' has {len(tools)} entries; this gateway accepts at most {limits.max_tools}",
+            param="tools",
+        )
     if tools:
         for i, tool in enumerate(tools):
             _require(

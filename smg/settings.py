@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smg.errors import ConfigError
+from smg.mcp.hosts import HostAllowList
 from smg.mcp.registry import default_registry_path
 
 POLICIES = ("round_robin", "random", "least_load", "power_of_two", "cache_aware")
@@ -95,6 +96,16 @@ class McpSettings:
     max_repeated_calls: int = 3
     tools_ttl_secs: float = 300.0
     registry_poll_secs: float = 2.0
+    allowed_hosts: tuple[str, ...] = ()  # host patterns MCP server URLs may name; empty: any host
+    max_tool_output_bytes: int = 262_144  # of one tool result, as fed back to the model
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Bounds on one chat request, checked before anything else happens (0 in a field: no bound)."""
+
+    max_messages: int = 4096
+    max_tools: int = 512
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class ServerSettings:
     prometheus_host: str | None = None
     prometheus_port: int = 29000
     max_payload_size: int = 536_870_912
+    shutdown_grace_period_secs: float = 30.0
     log_level: str = "info"
     log_json: bool = False
 
@@ -128,6 +140,7 @@ class Settings:
     breaker: BreakerSettings = BreakerSettings()
     health: HealthSettings = HealthSettings()
     admission: AdmissionSettings = AdmissionSettings()
+    limits: RequestLimits = RequestLimits()
     auth: AuthSettings = AuthSettings()
     mcp: McpSettings = McpSettings()
     trace: TraceSettings = TraceSettings()
@@ -184,6 +197,14 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("queue-timeout-secs", float, 60.0, "longest wait for a permit"),
     _Flag("request-timeout-secs", float, 1800.0, "timeout of one worker attempt"),
     _Flag("max-payload-size", int, 536_870_912, "largest request body in bytes"),
+    _Flag("max-messages-per-request", int, 4096, "messages a chat request may carry (0: no limit)"),
+    _Flag("max-tools-per-request", int, 512, "entries of a chat request's tools array (0: no limit)"),
+    _Flag(
+        "shutdown-grace-period-secs",
+        float,
+        30.0,
+        "on SIGTERM, how long in-flight requests may take to finish before they are cancelled",
+    ),
     _Flag("api-key", str, (), "data-plane API key clients must send (repeatable)", many=True),
     _Flag("admin-api-key", str, (), "admin-plane API key (repeatable)", many=True),
     _Flag("mcp-registry", str, None, "MCP registry file (default: $XDG_STATE_HOME/smg/mcp.db)"),
@@ -195,6 +216,19 @@ _FLAGS: tuple[_Flag, ...] = (
         "mcp-max-repeated-calls", int, 3, "the Nth request of an identical tool call stops the loop (>= 2)"
     ),
     _Flag("mcp-tools-ttl-secs", float, 300.0, "age after which a server's cached tool list is refreshed"),
+    _Flag(
+        "mcp-allowed-hosts",
+        str,
+        (),
+        "hosts MCP server URLs may name: names, *.suffix, IPs or CIDRs (default: any host)",
+        many=True,
+    ),
+    _Flag(
+        "mcp-max-tool-output-bytes",
+        int,
+        262_144,
+        "bytes of one tool result fed back to the model; the rest is cut with a marker (0: no limit)",
+    ),
     _Flag("log-level", str, "info", "log level", choices=LOG_LEVELS),
     _Flag("log-json", None, False, "log one JSON object per line"),
     _Flag("enable-trace", None, False, "export OpenTelemetry traces over OTLP/gRPC"),
@@ -283,6 +317,15 @@ def _validate_url(url: str) -> str:
     except ValueError:
         raise ConfigError(f"--worker-urls: invalid port in {url!r}") from None
     _check(parts.scheme in ("http", "https") and bool(parts.hostname), f"--worker-urls: invalid URL {url!r}")
+    # A worker URL is shown in logs, error messages and metric labels: it must carry no secret.
+    _check(
+        parts.username is None and parts.password is None,
+        f"--worker-urls: {parts.hostname}: credentials in the URL are not allowed; use --worker-api-key",
+    )
+    _check(
+        not parts.query and not parts.fragment,
+        f"--worker-urls: {parts.hostname}: a worker URL takes no query or fragment",
+    )
     return url.rstrip("/")
 
 
@@ -312,6 +355,10 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
     _check(v["queue_timeout_secs"] > 0, "--queue-timeout-secs: must be > 0")
     _check(v["request_timeout_secs"] > 0, "--request-timeout-secs: must be > 0")
     _check(v["max_payload_size"] >= 1, "--max-payload-size: must be at least 1")
+    _check(v["max_messages_per_request"] >= 0, "--max-messages-per-request: must be >= 0")
+    _check(v["max_tools_per_request"] >= 0, "--max-tools-per-request: must be >= 0")
+    _check(v["shutdown_grace_period_secs"] >= 0, "--shutdown-grace-period-secs: must be >= 0")
+    _check(v["mcp_max_tool_output_bytes"] >= 0, "--mcp-max-tool-output-bytes: must be >= 0")
     for name in ("api_key", "admin_api_key"):
         _check(all(k.strip() for k in v[name]), f"--{name.replace('_', '-')}: keys must not be empty")
     _check(v["mcp_max_iterations"] >= 1, "--mcp-max-iterations: must be at least 1")
@@ -322,6 +369,10 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
     _check(bool(v["otlp_traces_endpoint"].strip()), "--otlp-traces-endpoint: must not be empty")
     _check(v["worker_file"] is None or bool(v["worker_file"].strip()), "--worker-file: must not be empty")
     urls = tuple(_validate_url(u) for u in v["worker_urls"])
+    try:
+        allowed_hosts = HostAllowList(v["mcp_allowed_hosts"]).patterns
+    except ValueError as exc:
+        raise ConfigError(f"--mcp-allowed-hosts: {exc}") from None
     return Settings(
         server=ServerSettings(
             host=v["host"],
@@ -329,6 +380,7 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
             prometheus_host=v["prometheus_host"],
             prometheus_port=v["prometheus_port"],
             max_payload_size=v["max_payload_size"],
+            shutdown_grace_period_secs=v["shutdown_grace_period_secs"],
             log_level=v["log_level"],
             log_json=v["log_json"],
         ),
@@ -366,6 +418,9 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
             queue_size=v["queue_size"],
             queue_timeout_secs=v["queue_timeout_secs"],
         ),
+        limits=RequestLimits(
+            max_messages=v["max_messages_per_request"], max_tools=v["max_tools_per_request"]
+        ),
         auth=AuthSettings(api_keys=v["api_key"], admin_api_keys=v["admin_api_key"]),
         mcp=McpSettings(
             registry_path=v["mcp_registry"] or str(default_registry_path(env)),
@@ -375,6 +430,8 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
             loop_timeout_secs=v["mcp_loop_timeout_secs"],
             max_repeated_calls=v["mcp_max_repeated_calls"],
             tools_ttl_secs=v["mcp_tools_ttl_secs"],
+            allowed_hosts=allowed_hosts,
+            max_tool_output_bytes=v["mcp_max_tool_output_bytes"],
         ),
         trace=TraceSettings(enabled=v["enable_trace"], otlp_endpoint=v["otlp_traces_endpoint"]),
     )

@@ -46,7 +46,9 @@ def _upstream_headers(request: Request) -> dict[str, str]:
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions; unknown fields reach the worker untouched."""
     ctx = context_of(request)
-    chat = parse_chat_request(await request.body(), headers=_upstream_headers(request))
+    chat = parse_chat_request(
+        await request.body(), headers=_upstream_headers(request), limits=ctx.request_limits
+    )
     if chat.stream:
         return StreamingResponse(
             await ctx.chat.stream(chat), media_type="text/event-stream", headers=_STREAM_HEADERS

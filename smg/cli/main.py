@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -39,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _harden_logging() -> None:
+    """No URL secret in any log line (library loggers print the URLs they use), and no INFO line per
+    HTTP request of the MCP client (one per JSON-RPC message)."""
+    from smg.mcp.hosts import RedactUrlsFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactUrlsFilter())
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or (args[0] not in _SUBCOMMANDS and args[0] not in ("-h", "--help", "--version")):
@@ -51,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             settings = settings_from_namespace(ns, os.environ)
             configure_logging(settings.server.log_level, json=settings.server.log_json)
+            _harden_logging()
             return run(settings)
         if ns.command == "demo":
             from smg.cli.demo import run_demo

@@ -3,7 +3,8 @@
 Secrets: a header or env value may contain ``${ENV_VAR}`` references. The spec stores and serialises the
 references as written; `resolve_secrets` substitutes them at connect time. `ServerSpec.redacted` (and
 ``repr``) keep references as they are and print ``***`` for any other value of a sensitive key
-(``Authorization``, or a name containing ``key``, ``token`` or ``secret``, case-insensitive).
+(``Authorization``, or a name containing ``key``, ``token`` or ``secret``, case-insensitive), and for
+the password and the query values of the URL (`smg.mcp.hosts.redact_url`).
 `ServerSpec.to_dict` keeps literal values, because it is what the registry stores.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from smg.mcp.errors import InvalidMcpConfig, UnresolvedSecret
+from smg.mcp.hosts import redact_url
 
 Transport = Literal["stdio", "streamable-http", "sse"]
 Expose = Literal["always", "on-request"]
@@ -96,8 +98,11 @@ class ServerSpec:
         return cls(**values)
 
     def redacted(self) -> dict[str, Any]:
-        """`to_dict` with sensitive literal header/env values replaced by ``***`` (safe to print or log)."""
+        """`to_dict` with sensitive literal header/env values, and the password and query values of the
+        URL, replaced by ``***`` (safe to print or log)."""
         out = self.to_dict()
+        if self.url is not None:
+            out["url"] = redact_url(self.url)
         out["headers"] = redact_mapping(self.headers)
         out["env"] = redact_mapping(self.env)
         return out

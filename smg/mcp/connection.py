@@ -39,6 +39,7 @@ from smg.mcp.hooks import (
     Sleep,
     notify,
 )
+from smg.mcp.hosts import scrub
 from smg.mcp.stdio import StderrPipe
 from smg.mcp.tools import FAILURES, ToolCache, describe, fetch_tools, session_lost, watch_list_changed
 from smg.mcp.transports import open_transport
@@ -204,7 +205,8 @@ class ServerConnection:
             try:
                 await self._refresh(client, force=False)
             except FAILURES as exc:
-                logger.warning("MCP server %s: refreshing the tool list failed: %s", self.name, describe(exc))
+                reason = self._safe(describe(exc))
+                logger.warning("MCP server %s: refreshing the tool list failed: %s", self.name, reason)
 
     async def _watch_child(self, client: Client, exited: anyio.Event) -> None:
         await exited.wait()  # stderr EOF: the child is gone, even if no request noticed yet
@@ -223,7 +225,7 @@ class ServerConnection:
             except FAILURES as exc:
                 if session_lost(exc):
                     self._lose(client, describe(exc))
-                raise McpServerUnavailable(self.name, describe(exc)) from None
+                raise McpServerUnavailable(self.name, self._safe(describe(exc))) from None
         return list(self._tools.tools or ())
 
     async def call_tool(self, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
@@ -256,7 +258,7 @@ class ServerConnection:
         end = await send_call(self.name, client, tool, arguments, timeout_secs=timeout)
         if end.session_lost is not None:
             self._lose(client, end.session_lost)
-        return end.status, end.text, True
+        return end.status, self._safe(end.text), True
 
     async def _ready(self, wait: float) -> Client:
         """The open session, waiting at most ``wait`` seconds for one (at most `_DOWN_WAIT_SECS` once a
@@ -291,7 +293,7 @@ class ServerConnection:
     def _lose(self, client: Client, reason: str) -> None:
         """Tell the owner that ``client``'s session is dead (a no-op if it already moved on)."""
         if self._client is client:
-            self._last_error = reason
+            self._last_error = self._safe(reason)
             self._drop(client)
             self._wake.set()
 
@@ -300,7 +302,12 @@ class ServerConnection:
             self._client = None
             self._connected = anyio.Event()
 
+    def _safe(self, text: str) -> str:
+        """``text`` without the secret parts of the server's URL (failure texts may quote the URL)."""
+        return scrub(text, self.spec.url)
+
     def _failed(self, reason: str) -> None:
+        reason = self._safe(reason)
         self._last_error = reason
         if not self._closing:
             level = logging.DEBUG if self._state == "failed" else logging.WARNING  # once per outage

@@ -16,7 +16,13 @@ import anyio.to_thread
 
 from smg.errors import SmgError
 from smg.mcp.config import ServerSpec
-from smg.mcp.errors import InvalidMcpConfig, McpServerNotFound, McpServerUnavailable
+from smg.mcp.errors import (
+    InvalidMcpConfig,
+    McpHostNotAllowed,
+    McpServerNotFound,
+    McpServerUnavailable,
+)
+from smg.mcp.hosts import ALLOW_ANY, HostAllowList
 from smg.mcp.pool import McpPool
 from smg.mcp.registry import RegistryStore
 from smg.mcp.types import ToolInfo
@@ -28,9 +34,17 @@ Probe = Callable[[ServerSpec], Awaitable[list[ToolInfo]]]
 
 class McpControl:
     def __init__(
-        self, store: RegistryStore, pool: McpPool, *, static: Sequence[ServerSpec] = (), probe: Probe
+        self,
+        store: RegistryStore,
+        pool: McpPool,
+        *,
+        static: Sequence[ServerSpec] = (),
+        probe: Probe,
+        hosts: HostAllowList = ALLOW_ANY,
     ) -> None:
         self._store = store
+        self._hosts = hosts
+        self._refused: dict[str, ServerSpec] = {}  # logged once per refused definition
         self._pool = pool
         self._static = {spec.name: spec for spec in static}
         self._probe = probe
@@ -81,12 +95,25 @@ class McpControl:
                     )
                     continue
                 specs[spec.name] = spec
+            specs = {name: spec for name, spec in specs.items() if self._allowed(spec)}
             await self._pool.reconcile(specs.values())
             self._specs = MappingProxyType(specs)
             self._always = tuple(name for name, s in sorted(specs.items()) if s.expose == "always")
             self._aliases = MappingProxyType({name: s.aliases for name, s in specs.items() if s.aliases})
             self._version = version
             return True
+
+    def _allowed(self, spec: ServerSpec) -> bool:
+        """Whether ``spec`` may be served; a refused one is logged (once while it stays unchanged)."""
+        try:
+            self._hosts.check(spec.name, spec.url)
+        except McpHostNotAllowed as exc:
+            if self._refused.get(spec.name) != spec:
+                log.error("%s; not starting it", exc.message)
+            self._refused[spec.name] = spec
+            return False
+        self._refused.pop(spec.name, None)
+        return True
 
     async def run_sync_loop(self, interval_secs: float) -> None:
         """Poll the registry forever (edits made offline by ``smg mcp --registry`` reach the gateway)."""
@@ -122,7 +149,9 @@ class McpControl:
 
     async def validate(self, spec: ServerSpec) -> Validation:
         """Check ``spec`` against the served servers (their cached tool lists) without saving anything.
-        A served server that cannot list its tools now is reported as not checked for collisions."""
+        A served server that cannot list its tools now is reported as not checked for collisions.
+        Raises McpHostNotAllowed before contacting anything."""
+        self._hosts.check(spec.name, spec.url)
         existing = list(self._specs.values())
         listed, _ = await self.list_each()
         tools = {name: [t.name for t in infos] for name, infos in listed.items()}
@@ -131,7 +160,8 @@ class McpControl:
     async def add(self, spec: ServerSpec, *, dry_run: bool = False) -> Validation:
         """Validate, then (unless ``dry_run``) save and start serving ``spec``.
 
-        Raises McpRegistrationRefused / McpRegistrationConflict (with every finding) when invalid.
+        Raises McpHostNotAllowed (nothing is contacted), and McpRegistrationRefused /
+        McpRegistrationConflict (with every finding) when invalid.
         """
         validation = await self.validate(spec)
         if not validation.ok:

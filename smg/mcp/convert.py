@@ -41,3 +41,16 @@ def result_text(result: CallToolResult) -> str:
     if not any(isinstance(b, TextContent) for b in result.content) and result.structured_content is not None:
         parts.insert(0, json.dumps(result.structured_content, ensure_ascii=False, default=str))
     return "\n".join(parts)
+
+
+def truncate_text(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes (on a character boundary) followed by a marker
+    the model can read, or ``text`` itself when it fits or ``max_bytes`` is 0 (no limit)."""
+    encoded = text.encode()
+    if max_bytes <= 0 or len(encoded) <= max_bytes:
+        return text
+    kept = encoded[:max_bytes].decode(errors="ignore")
+    return (
+        f"{kept}\n[smg: tool output truncated: {len(encoded)} bytes, "
+        f"only the first {max_bytes} bytes are shown]"
+    )

@@ -5,6 +5,8 @@
     +-- InvalidRequest
     |   +-- InvalidMcpConfig          400     invalid_mcp_config
     |       +-- UnresolvedSecret      400     unresolved_secret    (a ``${VAR}`` names an unset variable)
+    +-- PermissionDenied
+    |   +-- McpHostNotAllowed         403     mcp_host_not_allowed (URL host outside --mcp-allowed-hosts)
     +-- NotFound
     |   +-- McpServerNotFound         404     mcp_server_not_found
     +-- Conflict
@@ -18,7 +20,14 @@ No message ever contains a secret value: errors name fields and ``${VAR}`` varia
 
 from __future__ import annotations
 
-from smg.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, SmgError
+from smg.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    SmgError,
+)
 
 
 class InvalidMcpConfig(InvalidRequest):
@@ -44,6 +53,20 @@ class UnresolvedSecret(InvalidMcpConfig):
             param=key,
         )
         self.variable = variable
+
+
+class McpHostNotAllowed(PermissionDenied):
+    """An MCP server URL names a host outside ``--mcp-allowed-hosts``; ``host`` is that host."""
+
+    code = "mcp_host_not_allowed"
+
+    def __init__(self, server: str, host: str) -> None:
+        super().__init__(
+            f"MCP server {server!r}: host {host!r} is not in the allowed MCP hosts (--mcp-allowed-hosts)",
+            param="url",
+        )
+        self.server = server
+        self.host = host
 
 
 class McpServerNotFound(NotFound):

@@ -8,6 +8,7 @@ owner task enters and exits its own session). Any task may call `list_tools` / `
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +20,7 @@ import anyio.to_thread
 
 from smg.mcp.config import ServerSpec
 from smg.mcp.connection import ServerConnection
+from smg.mcp.convert import truncate_text
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
 from smg.mcp.hooks import (
     Backoff,
@@ -50,6 +52,7 @@ class McpPool:
         close_timeout: float = 10.0,
         environ: Mapping[str, str] | None = None,
         headers_hook: HeadersHook | None = None,
+        max_output_bytes: int = 0,
     ) -> None:
         self._observer = observer or NullMcpObserver()
         self._breaker_factory = breaker_factory
@@ -64,6 +67,7 @@ class McpPool:
             "headers_hook": headers_hook,
         }
         self._close_timeout = close_timeout
+        self._max_output_bytes = max_output_bytes
         self._connections: dict[str, ServerConnection] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._lock = anyio.Lock()
@@ -165,7 +169,10 @@ class McpPool:
         }
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
-        return await self._get(server).call_tool(tool, arguments)
+        """Call ``tool``; the outcome's text is cut to ``max_output_bytes`` (0: not cut) with a marker."""
+        outcome = await self._get(server).call_tool(tool, arguments)
+        text = truncate_text(outcome.text, self._max_output_bytes)
+        return outcome if text is outcome.text else dataclasses.replace(outcome, text=text)
 
     def _get(self, name: str) -> ServerConnection:
         connection = self._connections.get(name)

@@ -82,6 +82,19 @@ _CASES: dict[str, _Case] = {
     "--mcp-loop-timeout-secs": _Case("20", 20.0, ("21",), 21.0, lambda s: s.mcp.loop_timeout_secs),
     "--mcp-max-repeated-calls": _Case("2", 2, ("5",), 5, lambda s: s.mcp.max_repeated_calls),
     "--mcp-tools-ttl-secs": _Case("60", 60.0, ("61",), 61.0, lambda s: s.mcp.tools_ttl_secs),
+    "--max-messages-per-request": _Case("5", 5, ("6",), 6, lambda s: s.limits.max_messages),
+    "--max-tools-per-request": _Case("7", 7, ("0",), 0, lambda s: s.limits.max_tools),
+    "--shutdown-grace-period-secs": _Case(
+        "5", 5.0, ("0",), 0.0, lambda s: s.server.shutdown_grace_period_secs
+    ),
+    "--mcp-allowed-hosts": _Case(
+        "127.0.0.1, *.internal",
+        ("127.0.0.1", "*.internal"),
+        ("LocalHost", "10.0.0.0/8"),
+        ("localhost", "10.0.0.0/8"),
+        lambda s: s.mcp.allowed_hosts,
+    ),
+    "--mcp-max-tool-output-bytes": _Case("100", 100, ("0",), 0, lambda s: s.mcp.max_tool_output_bytes),
     "--enable-trace": _Case("true", True, (), True, lambda s: s.trace.enabled),
     "--otlp-traces-endpoint": _Case(
         "otel:4317", "otel:4317", ("127.0.0.1:4318",), "127.0.0.1:4318", lambda s: s.trace.otlp_endpoint
