@@ -1,6 +1,6 @@
 """`--enable-trace` end to end: the real provider, BatchSpanProcessor and OTLP/gRPC exporter send the spans
-of a tool-loop request to an in-test OTLP trace receiver; the worker and the MCP server (through a recording
-HTTP proxy) get the W3C trace headers."""
+of tool-loop requests (non-streamed and streamed) to an in-test OTLP trace receiver; the worker and the MCP
+server (through a recording HTTP proxy) get the W3C trace headers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import grpc
 import httpx
+import orjson
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -175,3 +176,79 @@ async def test_a_tool_loop_is_exported_over_otlp_as_one_tree_in_the_clients_trac
     calls = [headers for headers, body in proxy.requests if b'"tools/call"' in body]
     assert len(calls) == 1
     assert calls[0]["traceparent"].split("-")[1:3] == [TRACE_ID, tool_span.span_id.hex()]
+
+
+def _attributes(span: Span) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in span.attributes:
+        kind = kv.value.WhichOneof("value")
+        out[kv.key] = getattr(kv.value, kind) if kind else None
+    return out
+
+
+async def test_a_streamed_tool_loop_is_exported_as_server_route_iterations_attempts_and_tool_calls(
+    worker: RunningWorker, receiver: tuple[_Receiver, int], proxy: _Proxy, metrics: Metrics
+) -> None:
+    servicer, port = receiver
+    settings = make_settings(
+        (worker.url,),
+        mcp=McpSettings(max_iterations=4),
+        trace=TraceSettings(enabled=True, otlp_endpoint=f"127.0.0.1:{port}"),
+    )
+    async with (
+        running_gateway(settings, metrics=metrics) as gw,
+        httpx.AsyncClient(base_url=gw.url, timeout=60) as http,
+    ):
+        resp = await http.post(
+            "/mcp/servers", json={"name": "faults", "transport": "streamable-http", "url": proxy.url}
+        )
+        assert resp.status_code == 201, resp.text
+        resp = await http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "mock-model",
+                "messages": [{"role": "user", "content": 'CALL faults__echo {"text": "hi"}'}],
+                "tools": [{"type": "mcp", "server_label": "faults"}],
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+            headers={"traceparent": CLIENT_PARENT},
+        )
+        assert resp.status_code == 200 and resp.text.endswith("data: [DONE]\n\n"), resp.text
+    # the context is closed: the provider was shut down, which flushed the batch to the receiver
+
+    events = [e[6:] for e in resp.text.split("\n\n") if e.startswith("data: {")]
+    (usage,) = (doc["usage"] for doc in map(orjson.loads, events) if doc.get("usage"))
+    spans = [s for s in servicer.spans if s.trace_id.hex() == TRACE_ID]
+    by_id = {s.span_id.hex(): s for s in spans}
+    assert len(by_id) == len(spans)
+
+    def parent(span: Span) -> str:
+        found = by_id.get(span.parent_span_id.hex())
+        return found.name if found is not None else span.parent_span_id.hex()
+
+    tree = sorted((s.name, parent(s)) for s in spans)
+    assert tree == sorted(
+        [
+            ("POST /v1/chat/completions", CLIENT_SPAN),
+            ("smg.route", "POST /v1/chat/completions"),
+            ("tool_loop iteration 1", "smg.route"),
+            ("tool_loop iteration 2", "smg.route"),
+            ("chat mock-model", "tool_loop iteration 1"),
+            ("chat mock-model", "tool_loop iteration 2"),
+            ("tools/call echo", "tool_loop iteration 1"),
+        ]
+    )
+    (route,) = (s for s in spans if s.name == "smg.route")
+    attributes = _attributes(route)
+    assert attributes["smg.streaming"] is True and attributes["smg.tool_loop"] is True
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == "mock-model"
+    assert attributes["gen_ai.response.model"] == "mock-model"
+    assert attributes["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
+    assert attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+    assert attributes["smg.loop.iterations"] == 2 and attributes["smg.worker"] == worker.url
+    rounds = [_attributes(s) for s in spans if s.name.startswith("tool_loop iteration")]
+    assert sum(r["gen_ai.usage.output_tokens"] for r in rounds) == usage["completion_tokens"]
+    (tool,) = (_attributes(s) for s in spans if s.name == "tools/call echo")
+    assert tool["gen_ai.tool.name"] == "echo" and tool["mcp.method.name"] == "tools/call"

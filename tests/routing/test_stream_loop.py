@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ import openai
 import orjson
 
 from smg.routing.loop import ToolLoop
+from smg.routing.metering import Generation
 from tests.routing.conftest import LOOKUP, Harness, plan_of, request
 
 TWO_ROUNDS = 'CALL clock__now {}\nCALL math__add {"a": 1, "b": 2}\nNEXT\nCALL clock__echo {"x": 1}'
@@ -163,3 +165,97 @@ async def test_a_client_going_away_releases_the_upstream(harness: Harness) -> No
     await anext(events)
     await events.aclose()
     assert [w.in_flight for w in harness.registry] == [0]
+
+
+@dataclass
+class _RecordedSpan:
+    tracer: RecordingTracer
+    name: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    recording: bool = True
+
+    def set(self, key: str, value: str | int | bool) -> None:
+        self.attributes[key] = value
+
+    def fail(self, error_type: str) -> None:
+        self.tracer.events.append(f"fail {self.name} {error_type}")
+
+    @contextmanager
+    def activate(self) -> Iterator[None]:
+        self.tracer.active.append(self.name)
+        try:
+            yield
+        finally:
+            self.tracer.active.pop()
+
+    def end(self) -> None:
+        self.tracer.events.append(f"end {self.name}")
+
+
+@dataclass
+class RecordingTracer:
+    """A LoopTracer that records which iteration span is current when each tool call starts."""
+
+    events: list[str] = field(default_factory=list)
+    active: list[str] = field(default_factory=list)
+    spans: list[_RecordedSpan] = field(default_factory=list)
+
+    def start_iteration(self, model: str, iteration: int) -> _RecordedSpan:
+        span = _RecordedSpan(self, f"iteration {iteration}")
+        self.events.append(f"start {span.name} under {self.active[-1] if self.active else '-'}")
+        self.spans.append(span)
+        return span
+
+    @contextmanager
+    def tool_call(self, server: str, tool: str, *, call_id: str) -> Iterator[_RecordedSpan]:
+        self.events.append(f"{tool} under {self.active[-1]}")
+        yield _RecordedSpan(self, tool)
+
+
+async def test_each_round_is_an_iteration_span_current_for_its_tool_calls_and_the_report_is_filled(
+    harness: Harness,
+) -> None:
+    tracer = RecordingTracer()
+    route = _RecordedSpan(tracer, "route")
+    loop = ToolLoop(harness.dispatcher, harness.runtime, tracer=tracer)
+    req = request(TWO_ROUNDS, stream=True, stream_options={"include_usage": True})
+    report = Generation()
+
+    events = await loop.stream(req, await plan_of(loop, req), report=report, route=route)
+    body = b"".join([piece async for piece in events])
+
+    assert tracer.events == [
+        "start iteration 1 under route",
+        "now under iteration 1",
+        "add under iteration 1",
+        "end iteration 1",
+        "start iteration 2 under route",
+        "echo under iteration 2",
+        "end iteration 2",
+        "start iteration 3 under route",
+        "end iteration 3",
+    ]
+    chunks = [orjson.loads(e[6:]) for e in body.decode().split("\n\n") if e.startswith("data: {")]
+    usage = chunks[-1]["usage"]
+    per_round = [span.attributes["gen_ai.usage.output_tokens"] for span in tracer.spans]
+    assert sum(per_round) == usage["completion_tokens"]
+    assert report.tokens == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert (report.iterations, report.stop_reason, report.error) == (3, "completed", None)
+    assert report.response_id == chunks[0]["id"] and report.response_model == "mock-model"
+    assert report.worker == harness.worker.url
+    assert report.first_token is not None and report.tpot is not None and report.tpot >= 0
+
+
+async def test_a_failed_later_round_fails_its_iteration_span_and_reports_the_error(harness: Harness) -> None:
+    tracer = RecordingTracer()
+    loop = ToolLoop(harness.dispatcher, harness.runtime, tracer=tracer)
+    req = request(TWO_ROUNDS, stream=True)
+    report = Generation()
+    harness.worker.faults.update({"fail_every": 2, "fail_status": 500})  # the second round's call fails
+
+    events = await loop.stream(req, await plan_of(loop, req), report=report)
+    body = b"".join([piece async for piece in events])
+
+    assert b'"error"' in body and body.endswith(b"data: [DONE]\n\n")
+    assert tracer.events[-2:] == ["fail iteration 2 upstream_error", "end iteration 2"]
+    assert report.error == "upstream_error" and report.first_token is None
