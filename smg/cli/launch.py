@@ -1,9 +1,17 @@
-"""``smg launch``: run the gateway and its metrics listener until SIGINT/SIGTERM."""
+"""``smg launch``: run the gateway and its metrics listener until SIGINT/SIGTERM.
+
+Shutdown on SIGTERM or SIGINT: the listening socket is closed at once (new connections are refused;
+idle keep-alive connections are closed), requests in flight (streams and tool loops included) get up to
+``--shutdown-grace-period-secs`` to finish and are cancelled after that, then the MCP sessions are
+closed and stdio MCP children stopped, and the process exits with status 0. A second SIGINT forces an
+immediate stop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import socket
 import sys
@@ -23,15 +31,24 @@ READY_PREFIX = "smg listening on"
 
 
 class ReadyServer(uvicorn.Server):
-    """uvicorn server that reports when it has started listening."""
+    """uvicorn server that reports when it has started listening, and logs when it starts to drain."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, *, grace_secs: float = 30.0) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self._grace_secs = grace_secs
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         self.ready.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        log.info(
+            "shutting down: new connections are refused; %d request(s) in flight have %g s to finish",
+            len(self.server_state.tasks),
+            self._grace_secs,
+        )
+        await super().shutdown(sockets=sockets)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -70,9 +87,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str, str], None] = _p
             log_level="warning",
             access_log=False,
             server_header=False,
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=math.ceil(server_cfg.shutdown_grace_period_secs),
         )
-        server = ReadyServer(config)
+        server = ReadyServer(config, grace_secs=server_cfg.shutdown_grace_period_secs)
         async with metrics_listener(
             ctx.metrics, host=server_cfg.metrics_host, port=server_cfg.prometheus_port
         ) as mport:
@@ -88,6 +105,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str, str], None] = _p
                 on_ready(_url(server_cfg.host, port), f"{_url(server_cfg.metrics_host, mport)}/metrics")
             await task
     sock.close()
+    log.info("stopped")
 
 
 def run(settings: Settings) -> int:
