@@ -21,7 +21,7 @@ from smg.protocol import parse_chat_request
 from smg.routing.accumulator import SseDecoder, ToolCallAccumulator
 from smg.routing.execution import signature
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
 
