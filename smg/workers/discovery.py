@@ -56,6 +56,8 @@ def _check_url(raw: object, where: str) -> str:
         raise _Malformed(f"{where}: invalid URL {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _Malformed(f"{where}: invalid URL {url!r}")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise _Malformed(f"{where}: a worker URL takes no credentials, query or fragment; use api_key")
     return url
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from smg.errors import InvalidRequest, UpstreamError
 from smg.settings import BreakerSettings, HealthSettings
@@ -52,7 +53,13 @@ class WorkerPool:
         and picked up by the prober once it answers. Raises InvalidRequest, WorkerExists."""
         url = url.rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise InvalidRequest(f"worker URL must start with http:// or https://: {url!r}", param="url")
+            raise InvalidRequest("worker URL must start with http:// or https://", param="url")
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+            # the URL becomes a metric label and appears in logs and errors: it must carry no secret
+            raise InvalidRequest(
+                "a worker URL takes no credentials, query or fragment; send the key as api_key", param="url"
+            )
 
         def transition(old: BreakerState, new: BreakerState) -> None:
             log.info("worker %s breaker %s -> %s", url, old.label, new.label)
