@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from smg.cli.main import main
 from smg.mcp.config import ServerSpec
 from smg.mcp.hosts import RedactUrlsFilter
 from smg.mcp.registry import SqliteRegistry
@@ -247,3 +248,23 @@ async def test_secrets_in_an_mcp_url_reach_no_view_error_log_or_metric(
     assert server["url"] == f"http://bob:***@127.0.0.1:{port}/mcp?token=***"
     texts = [refused.text, str(check), str(server), chat.text, exposition, caplog.text]
     assert [t for t in texts if "PASSWORD99" in t or "TOKEN12345" in t] == []
+
+
+async def test_smg_mcp_add_against_the_gateway_reports_the_refusal_and_saves_nothing(
+    worker: RunningWorker,
+    start_gateway: Callable[..., Any],
+    sentinel: Sentinel,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gw: RunningGateway = await start_gateway(make_settings((worker.url,), mcp=_mcp_settings()))
+
+    code = await asyncio.to_thread(
+        main,
+        ["mcp", "--gateway", gw.url, "add", "far", "--transport", "streamable-http", "--url", sentinel.url],
+    )
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("smg: error: HTTP 403: MCP server 'far': host '127.0.0.1' is not in the allowed")
+    assert gw.context.mcp.specs() == {}
+    assert sentinel.connections == 0
