@@ -175,3 +175,31 @@ def test_a_worker_process_going_up_and_down_loses_no_non_streaming_request(procs
     side.assert_none_lost()
     assert gw.metric("smg_worker_errors_total") >= 1
     assert gw.metric("smg_worker_retries_exhausted_total") == 0
+
+
+def test_a_worker_frozen_mid_stream_ends_that_stream_with_an_error_event_and_done(procs: Procs) -> None:
+    frozen, frozen_url = procs.worker("--model", "slow-model", "--chunk-delay-ms", "100")
+    _, spare_url = procs.worker()
+    gw = procs.gateway(
+        "--worker-urls", frozen_url, spare_url, "--request-timeout-secs", "1", *FAST_RETRY, *NO_PROBES,
+    )  # fmt: skip
+    long_text = " ".join(f"w{i}" for i in range(50))
+    try:
+        with (
+            SideTraffic(gw.url) as side,
+            httpx.Client(base_url=gw.url, timeout=30) as client,
+            client.stream("POST", CHAT, json=chat(long_text, model="slow-model", stream=True)) as resp,
+        ):
+            assert resp.status_code == 200
+            chunks = resp.iter_bytes()
+            first = next(chunks)
+            os.kill(frozen.pid, signal.SIGSTOP)
+            rest = b"".join(chunks)  # ends once a read has waited longer than the request timeout
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    side.assert_none_lost()
+    text, error = stream_outcome(first + rest)
+    assert error is not None and error["code"] == "upstream_timeout", error
+    assert long_text.startswith(text.removeprefix("echo: ")) and len(text) < len(f"echo: {long_text}")
+    assert _stats(frozen_url) == 1  # bytes had reached the client: never retried
+    assert gw.metric("smg_worker_retries_total") == 0
