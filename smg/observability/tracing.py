@@ -9,7 +9,7 @@
           tools/call <tool>            client    (one per MCP call)
 
 `Tracing` implements `smg.api.middleware.RequestTracer`, `smg.routing.chat.RouteTracer`,
-`smg.workers.dispatch.AttemptTracer` and `smg.routing.execution.LoopTracer`; `NULL_TRACING` is the no-op
+`smg.workers.dispatch.AttemptTracer` and `smg.routing.spans.LoopTracer`; `NULL_TRACING` is the no-op
 used when ``--enable-trace`` is off: it returns shared no-op objects, builds no attributes and never calls
 OpenTelemetry. Every hook is guarded: a tracing failure is logged and never fails a request.
 """

@@ -19,9 +19,9 @@ from typing import Protocol
 
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
-from smg.routing.execution import NULL_SPAN, TraceSpan
 from smg.routing.loop import ToolLoop
 from smg.routing.metering import Generation, StreamMeter, Tokens, read_completion, stream_body
+from smg.routing.spans import NULL_SPAN, TraceSpan
 from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Completed, Dispatcher, UpstreamStream
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
 
-from smg.errors import SmgError
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
 from smg.mcp.types import McpRuntime, ToolOutcome
 from smg.routing.accumulator import AccumulatedCall
 from smg.routing.budgets import CallRecord, LoopLedger, StopReason
-from smg.routing.metering import usage_tokens
+from smg.routing.spans import LoopTracer, NullLoopTracer
 from smg.routing.tools import ToolPlan
 
 
@@ -52,95 +50,6 @@ class NullLoopObserver:
 
     def on_stop(self, model: str, reason: StopReason, *, iterations: int) -> None:
         pass
-
-
-class ToolSpan(Protocol):
-    def set(self, key: str, value: str | int | bool) -> None: ...
-    def fail(self, error_type: str) -> None: ...
-
-
-class TraceSpan(Protocol):
-    """A span that is not current by itself (so it can outlive an ``await`` that yields a stream's bytes):
-    `activate` makes it current for a block that does not ``yield``, so spans started inside are its
-    children; `end` ends it (idempotent). A shared no-op when tracing is off, whose ``recording`` is False:
-    callers test it before computing attributes."""
-
-    @property
-    def recording(self) -> bool: ...
-    def set(self, key: str, value: str | int | bool) -> None: ...
-    def fail(self, error_type: str) -> None: ...
-    def activate(self) -> AbstractContextManager[object]: ...
-    def end(self) -> None: ...
-
-
-class LoopTracer(Protocol):
-    """Tracing hooks of the tool loop (`smg.observability.tracing`); no-ops when tracing is off."""
-
-    def start_iteration(self, model: str, iteration: int) -> TraceSpan:
-        """One iteration, a child of the current span: its model call (activate the span around opening
-        it, so the worker attempt is a child) and its tool calls (``iteration`` is 1-based)."""
-        ...
-
-    def tool_call(self, server: str, tool: str, *, call_id: str) -> AbstractContextManager[ToolSpan]:
-        """One MCP ``tools/call``, current while its block runs."""
-        ...
-
-
-class _NullSpan:
-    recording = False
-    _block: AbstractContextManager[None] = nullcontext()
-
-    def set(self, key: str, value: str | int | bool) -> None:
-        pass
-
-    def fail(self, error_type: str) -> None:
-        pass
-
-    def activate(self) -> AbstractContextManager[None]:
-        return self._block
-
-    def end(self) -> None:
-        pass
-
-
-NULL_SPAN = _NullSpan()
-"""The no-op `TraceSpan` (and `ToolSpan`)."""
-_NULL_TOOL_BLOCK: AbstractContextManager[ToolSpan] = nullcontext(NULL_SPAN)
-
-
-class NullLoopTracer:
-    """A LoopTracer that records nothing."""
-
-    def start_iteration(self, model: str, iteration: int) -> TraceSpan:
-        return NULL_SPAN
-
-    def tool_call(self, server: str, tool: str, *, call_id: str) -> AbstractContextManager[ToolSpan]:
-        return _NULL_TOOL_BLOCK
-
-
-@contextmanager
-def current(span: TraceSpan) -> Iterator[TraceSpan]:
-    """``span`` current for a block that does not ``yield``, failed by an SmgError leaving it, then ended."""
-    try:
-        with span.activate():
-            yield span
-    except SmgError as exc:
-        span.fail(exc.code)
-        raise
-    finally:
-        span.end()
-
-
-def annotate_round(span: TraceSpan, *, usage: Any, response_model: Any) -> None:
-    """The usage and response model of one model call on its iteration span (nothing when not recording)."""
-    if not span.recording:
-        return
-    tokens = usage_tokens(usage)
-    if tokens is not None:
-        span.set("gen_ai.usage.input_tokens", tokens[0])
-        span.set("gen_ai.usage.output_tokens", tokens[1])
-    if isinstance(response_model, str) and response_model:
-        span.set("gen_ai.response.model", response_model)
 
 
 def calls_of_message(message: dict[str, Any]) -> list[AccumulatedCall]:

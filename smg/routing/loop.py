@@ -23,20 +23,15 @@ from smg.mcp.types import McpRuntime
 from smg.protocol import ChatRequest
 from smg.routing.budgets import LoopBudgets, LoopLedger, stop_notice
 from smg.routing.execution import (
-    NULL_SPAN,
     LoopObserver,
-    LoopTracer,
     NullLoopObserver,
-    NullLoopTracer,
-    TraceSpan,
-    annotate_round,
     calls_of_message,
-    current,
     execute_round,
     round_decision,
     with_ids,
 )
 from smg.routing.metering import Generation
+from smg.routing.spans import NULL_SPAN, LoopTracer, NullLoopTracer, TraceSpan, annotate_round, current
 from smg.routing.stream_loop import StreamRun
 from smg.routing.tools import ToolPlan, resolve_tools
 from smg.workers.dispatch import Completed, Dispatcher

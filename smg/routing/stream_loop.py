@@ -18,9 +18,7 @@ with an OpenAI error event and ``data: [DONE]``.
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -31,42 +29,16 @@ import orjson
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.mcp.types import McpRuntime
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
-from smg.routing.accumulator import AccumulatedCall, SseDecoder, ToolCallAccumulator
-from smg.routing.budgets import CallRecord, LoopLedger, stop_notice
-from smg.routing.execution import (
-    NULL_SPAN,
-    LoopObserver,
-    LoopTracer,
-    NullLoopTracer,
-    TraceSpan,
-    annotate_round,
-    execute_round,
-    round_decision,
-    with_ids,
-)
+from smg.routing.accumulator import SseDecoder, ToolCallAccumulator
+from smg.routing.budgets import LoopLedger, stop_notice
+from smg.routing.execution import LoopObserver, execute_round, round_decision, with_ids
 from smg.routing.metering import Generation, per_token, usage_tokens
+from smg.routing.spans import NULL_SPAN, LoopTracer, NullLoopTracer, TraceSpan, annotate_round
+from smg.routing.stream_chunks import ClientChunks, client_deltas, progress_comment, upstream_stream_body
 from smg.routing.tools import ToolPlan
 from smg.workers.dispatch import Dispatcher, UpstreamStream
 
 log = logging.getLogger("smg.routing")
-_UNSAFE_IN_COMMENT = re.compile(r"\s")
-
-
-def upstream_stream_body(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` for a streamed model call: stream on, usage always requested (it is summed)."""
-    options = body.get("stream_options")
-    merged = (options if isinstance(options, dict) else {}) | {"include_usage": True}
-    return body | {"stream": True, "stream_options": merged}
-
-
-def progress_comment(record: CallRecord) -> bytes:
-    """The SSE comment line announcing one finished tool call (whitespace in names becomes ``_``)."""
-    server = _UNSAFE_IN_COMMENT.sub("_", record.server) or "-"
-    tool = _UNSAFE_IN_COMMENT.sub("_", record.tool)
-    return (
-        f": smg tool_call server={server} tool={tool} status={record.status} "
-        f"duration_ms={record.duration_ms} iteration={record.iteration}\n\n"
-    ).encode()
 
 
 @dataclass
@@ -115,9 +87,7 @@ class StreamRun:
         self._messages: list[dict[str, Any]] = list(plan.body["messages"])
         options = plan.body.get("stream_options")
         self._include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        self._head: bytes | None = None
-        self._role_sent = False
-        self._content_sent = False
+        self._out = ClientChunks(request.model, self._report)
 
     async def open(self) -> AsyncIterator[bytes]:
         """Open the first round's stream and return `events`. Raises what `Dispatcher.open_stream` raises."""
@@ -204,24 +174,24 @@ class StreamRun:
             current.first_token, current.last_token, None if output is None else output[1]
         )
         report.stop_reason = reason
-        yield self._ensure_role()
+        yield self._out.role()
         if client:
             finish = "tool_calls"
-            yield self._token_chunk({"tool_calls": _client_deltas(client)})
+            yield self._out.tokens({"tool_calls": client_deltas(client)})
         elif reason == "completed":
             finish = current.finish_reason or "stop"
         else:
             finish = "stop"
             notice = stop_notice(reason, ledger)
-            yield self._token_chunk({"content": f"\n\n{notice}" if self._content_sent else notice})
+            yield self._out.tokens({"content": f"\n\n{notice}" if self._out.content_sent else notice})
         self._observer.on_stop(self._request.model, reason, iterations=ledger.iterations)
         extension = {"smg": ledger.extension(reason)}
         if self._include_usage:
-            yield self._chunk({}, finish)
+            yield self._out.chunk({}, finish)
             usage = ledger.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-            yield self._event({"choices": [], "usage": usage} | extension)
+            yield self._out.event({"choices": [], "usage": usage} | extension)
         else:
-            yield self._chunk({}, finish, extension)
+            yield self._out.chunk({}, finish, extension)
         yield SSE_DONE
 
     async def _relay(self, upstream: UpstreamStream, current: _Round) -> AsyncGenerator[bytes, None]:
@@ -258,17 +228,7 @@ class StreamRun:
             raise UpstreamProtocolError(message, worker=worker) from None
         if not isinstance(chunk, dict) or "error" in chunk:
             raise UpstreamProtocolError(f"worker {worker} sent an error mid-stream", worker=worker)
-        if self._head is None:
-            self._report.response_id = chunk.get("id") or f"chatcmpl-smg-{uuid.uuid4().hex}"
-            self._report.response_model = chunk.get("model") or self._request.model
-            self._head = orjson.dumps(
-                {
-                    "id": self._report.response_id,
-                    "object": "chat.completion.chunk",
-                    "created": chunk.get("created") or int(time.time()),
-                    "model": self._report.response_model,
-                }
-            )[:-1]
+        self._out.seen(chunk)
         if current.model is None:
             current.model = chunk.get("model")
         if isinstance(chunk.get("usage"), dict):
@@ -279,7 +239,7 @@ class StreamRun:
         choice = choices[0]
         delta = choice.get("delta")
         delta = delta if isinstance(delta, dict) else {}
-        out = self._ensure_role()
+        out = self._out.role()
         content = delta.get("content")
         tool_calls = delta.get("tool_calls")
         if content or tool_calls:
@@ -288,47 +248,9 @@ class StreamRun:
                 current.first_token = current.last_token
         if isinstance(content, str) and content:
             current.content += content
-            self._content_sent = True
-            out += self._token_chunk({"content": content})
+            out += self._out.tokens({"content": content})
         if isinstance(tool_calls, list):
             current.calls.feed(tool_calls)
         if choice.get("finish_reason"):
             current.finish_reason = str(choice["finish_reason"])
         return out
-
-    def _ensure_role(self) -> bytes:
-        if self._role_sent:
-            return b""
-        self._role_sent = True
-        return self._chunk({"role": "assistant", "content": ""})
-
-    def _event(self, fields: dict[str, Any]) -> bytes:
-        head = (
-            self._head
-            or orjson.dumps(
-                {
-                    "id": f"chatcmpl-smg-{uuid.uuid4().hex}",
-                    "object": "chat.completion.chunk",
-                    "created": int(time.time()),
-                    "model": self._request.model,
-                }
-            )[:-1]
-        )
-        self._head = head
-        return b"data: " + head + b"," + orjson.dumps(fields)[1:] + b"\n\n"
-
-    def _token_chunk(self, delta: dict[str, Any]) -> bytes:
-        """A chunk carrying tokens for the client; the first one is the request's time to first token."""
-        if self._report.first_token is None:
-            self._report.first_token = time.perf_counter()
-        return self._chunk(delta)
-
-    def _chunk(
-        self, delta: dict[str, Any], finish_reason: str | None = None, extra: dict[str, Any] | None = None
-    ) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return self._event({"choices": [choice]} | (extra or {}))
-
-
-def _client_deltas(calls: list[AccumulatedCall]) -> list[dict[str, Any]]:
-    return [{"index": i, **call.as_message_call()} for i, call in enumerate(calls)]
