@@ -37,6 +37,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from prometheus_client.parser import text_string_to_metric_families  # noqa: TID251  # reads, defines no metric
 
 from smg.cli.launch import READY_PREFIX as GATEWAY_READY
 from smg.testing.processes import pid_alive, spawn, stop, wait_for_line
@@ -208,7 +209,8 @@ def _footprint(pid: int) -> dict[str, int]:
 
 @contextlib.contextmanager
 def _processes(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str, list[str], list[int]]]:
-    """(gateway, its URL, worker URLs, every PID started here or by the gateway); all stopped on exit."""
+    """(gateway, its ready line "URL (metrics URL)", worker URLs, every PID started here or by the
+    gateway); all stopped on exit."""
     started: list[subprocess.Popen[str]] = []
     pids: list[int] = []
 
@@ -248,7 +250,7 @@ def _processes(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str, list
              "--health-check-interval-secs", "1", "--max-concurrent-requests", "0", "--log-level", "warning"],
             GATEWAY_READY,
         )  # fmt: skip
-        yield gateway, line.split()[0], workers, pids
+        yield gateway, line, workers, pids
     finally:
         for proc in reversed(started):
             stop(proc)
@@ -272,9 +274,32 @@ async def _wait_ready(gw: str) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def _scrape(metrics_url: str) -> dict[str, int]:
+    """Worker-layer counters of the gateway (retries, breaker transitions, failed attempts by type)."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.get(metrics_url) as resp,
+    ):
+        text = await resp.text()
+    found: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in ("smg_worker_retries_total", "smg_worker_retries_exhausted_total"):
+                key = sample.name.removeprefix("smg_worker_").removesuffix("_total")
+            elif sample.name == "smg_worker_cb_transitions_total":
+                key = f"cb_to_{sample.labels['to']}"
+            elif sample.name == "smg_worker_errors_total":
+                key = f"worker_errors_{sample.labels['error_type']}"
+            else:
+                continue
+            found[key] = found.get(key, 0) + int(sample.value)
+    return dict(sorted(found.items()))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="smg-soak-") as tmp, _processes(Path(tmp)) as procs:
-        gateway, gw, workers, pids = procs
+        gateway, ready, workers, pids = procs
+        gw, metrics_url = ready.split()[0], ready.rpartition(" ")[2].rstrip(")")
         asyncio.run(_wait_ready(gw))
         # Warm up at full concurrency first, so connection pools are as full before as after.
         warm, _, _ = asyncio.run(
@@ -289,6 +314,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tally, flaps, seconds = asyncio.run(_drive(gw, workers[0], args, requests=args.requests))
         time.sleep(SETTLE_SECONDS)
         after = _footprint(gateway.pid)
+        counters = asyncio.run(_scrape(metrics_url))
         pids.extend(p for p in _children(gateway.pid) if p not in pids)
     deadline = time.monotonic() + 15
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
@@ -315,6 +341,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "gateway_children_pids": gateway_children,
         "processes_started": len(pids),
         "leaked_processes": leaked,
+        "gateway_metrics": counters,
     }
 
 
@@ -339,6 +366,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         f"{after['rss_kib'] / 1024:.1f} MiB |",
         f"| gateway open fds before / after | {before['fds']} / {after['fds']} |",
         f"| gateway child processes before / after | {before['children']} / {after['children']} |",
+        f"| gateway worker-layer counters | {summary['gateway_metrics']} |",
         f"| processes alive after stop | {len(summary['leaked_processes'])} of "
         f"{summary['processes_started']} |",
     ]
