@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["render"]
+__all__ = ["DOC_END", "DOC_START", "render", "update_doc"]
+
+DOC_START = "<!-- figures: start (python -m bench --update-doc rewrites this part) -->"
+DOC_END = "<!-- figures: end -->"
 
 ORDER = ["direct", "smg", "smg-trace", "SMG", "litellm"]
 
@@ -38,16 +42,20 @@ def render(res: dict[str, Any]) -> str:
         "",
         "Versions: "
         + ", ".join(
-            f"{n} {t.get('version', '-')}" for n, t in res["targets"].items() if t.get("status") == "ok"
+            f"{n} {t['version']}"
+            for n, t in res["targets"].items()
+            if t.get("status") == "ok" and n != "direct"
         )
         + ".",
         "",
     ]
     alone = res.get("worker_alone")
     if alone:
+        best = max((v["rps_c16"] or 0 for k, v in s.items() if k != "direct"), default=0)
+        lead = f", {alone['c16']['rps'] / best:,.0f}x the fastest gateway's c=16 figure" if best else ""
         lines += [
-            f"Worker alone (sharing its core with wrk): {_f(alone['c16']['rps'])} req/s at c=16, "
-            f"{_f(alone['stream16']['rps'])} streams/s at c=16.",
+            f"Worker alone (sharing its core with wrk), measured first: {_f(alone['c16']['rps'])} req/s at "
+            f"c=16, {_f(alone['stream16']['rps'])} streams/s at c=16{lead}.",
             "",
         ]
     if names:
@@ -177,3 +185,34 @@ def render(res: dict[str, Any]) -> str:
     if res["errors"] or res.get("notes"):
         lines += ["", "## Errors and notes", ""] + [f"- {x}" for x in res["errors"] + res.get("notes", [])]
     return "\n".join(lines) + "\n"
+
+
+def update_doc(report_md: str, doc: Path) -> None:
+    """Replace the part of ``doc`` between the figure markers with the report (headings one level down)."""
+    text = doc.read_text()
+    start, end = text.index(DOC_START) + len(DOC_START), text.index(DOC_END)
+    lines = report_md.splitlines()
+    body = "\n".join("#" + ln if ln.startswith("## ") else ln for ln in lines[1:])
+    title = lines[0].removeprefix("# Gateway benchmark, ")
+    doc.write_text(text[:start] + f"\n\nFrom the run of {title}.\n" + body.rstrip() + "\n\n" + text[end:])
+
+
+def main() -> None:
+    """`python -m bench.render [--update-doc] [RESULTS_JSON]`: rewrite the report from a results file."""
+    import argparse
+    import json
+
+    from bench.report import write
+
+    p = argparse.ArgumentParser(prog="python -m bench.render", description=main.__doc__)
+    p.add_argument("results", type=Path, nargs="?", default=Path(__file__).parent / "results" / "latest.json")
+    p.add_argument("--update-doc", action="store_true", help="copy the report into docs/benchmarks.md")
+    a = p.parse_args()
+    md, _js = write(json.loads(a.results.read_text()), a.results.parent)
+    if a.update_doc:
+        update_doc(md.read_text(), Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

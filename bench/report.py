@@ -55,7 +55,7 @@ def machine(wrk: str | None) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": sys.version.split()[0],
         "uvloop": uv,
-        "wrk": _version([wrk, "-v"]) if wrk else "missing",
+        "wrk": _version([wrk, "-v"]).split(" [")[0] if wrk else "missing",
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -71,10 +71,13 @@ def summarize(res: dict[str, Any]) -> dict[str, dict[str, float | None]]:
         if t.get("status") != "ok" or "runs" not in t:
             continue
         s: dict[str, float | None] = {}
-        for scen, runs in t["runs"].items():
+        ran = {
+            scen: [r for r in runs if r["requests"]] for scen, runs in t["runs"].items()
+        }  # drop empty runs
+        for scen, runs in ran.items():
             s[f"rps_{scen}"] = _med([r["rps"] for r in runs])
-        s["p50_c1_ms"] = _med([r["p50_ms"] for r in t["runs"]["c1"]])
-        s["p99_c1_ms"] = _med([r["p99_ms"] for r in t["runs"]["c1"]])
+        s["p50_c1_ms"] = _med([r["p50_ms"] for r in ran["c1"]])
+        s["p99_c1_ms"] = _med([r["p99_ms"] for r in ran["c1"]])
         s["cpu_us_per_req"] = _med(t["cpu_us"]["c16"])
         s["cpu_us_per_stream"] = _med(t["cpu_us"]["stream16"])
         s["ttfb_ms"] = _med(t["ttfb_ms"])

@@ -6,8 +6,8 @@ import argparse
 import contextlib
 import datetime
 import os
+import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +18,7 @@ from bench.fastworker import READY_PREFIX
 from bench.load import CHAT_LUA, STREAM_LUA, ensure_wrk, run_wrk, ttfb_ms
 from bench.otlpsink import OtlpSink
 from bench.procs import Proc, RssSampler, cpu_seconds, rss_kib, start, stop_proc
+from bench.render import update_doc
 from bench.targets import ensure_venv, start_litellm, start_smg, start_smg_real, venv_version
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--litellm-venv", type=Path, default=os.environ.get("SMG_BENCH_LITELLM_VENV"))
     p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     p.add_argument("--no-toolloop", action="store_true", help="leave the MCP tool-loop figures out")
+    p.add_argument("--update-doc", action="store_true", help="copy the report into docs/benchmarks.md")
     return p.parse_args(argv)
 
 
@@ -152,6 +154,8 @@ def _measure(
                     t["rss_peak_mib"] = max(
                         t["rss_peak_mib"], rss.peak_kib / 1024, rss_kib(pid, "VmHWM") / 1024
                     )
+                if not r.requests:
+                    res["notes"].append(f"{name} {scenario}: no request completed within the run (left out)")
                 if r.errors:  # another gateway's failures are noted; ours fail the run
                     where = "errors" if name in ("direct", "smg", "smg-trace") else "notes"
                     res[where].append(f"{name} {scenario}: {r.errors} failed requests")
@@ -191,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     a.cache.mkdir(parents=True, exist_ok=True)
     if a.cache.name == ".bench" and not (a.cache / ".gitignore").exists():
         (a.cache / ".gitignore").write_text("*\n")
-    logdir = Path(tempfile.mkdtemp(prefix="logs-", dir=a.cache))
+    logdir = a.cache / "logs"  # the gateways' stderr and generated configs of the latest run
+    shutil.rmtree(logdir, ignore_errors=True)
+    logdir.mkdir()
     res["logs"] = str(logdir)
     if wrk is None:
         res["skipped"].append(f"load figures: {why}")
@@ -223,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             res["errors"].append(f"tool loop figures failed: {exc}")
     res["elapsed_s"] = round(time.monotonic() - started, 1)
     md, js = report.write(res, a.out)
+    if a.update_doc:
+        update_doc(md.read_text(), REPO / "docs" / "benchmarks.md")
     print(f"report: {md} ({js}); {res['elapsed_s']} s")
     for line in res["errors"]:
         print(f"error: {line}", file=sys.stderr)

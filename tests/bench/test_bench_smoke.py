@@ -101,8 +101,11 @@ def test_verdicts_compare_smg_with_direct_and_the_rust_gateway() -> None:
         },
         "toolloop": {"http": {"overhead_ms": 2.0}, "parallel": {"ratio": 1.05}},
     }
+    empty = {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "requests": 0, "seconds": 1.0, "errors": 0}
+    res["targets"]["smg"]["runs"]["c1"].append(empty)  # a run in which nothing completed is left out
     summary = summarize(res)
     assert summary["smg"]["rps_c16_vs_SMG"] == pytest.approx(0.75)
+    assert summary["smg"]["rps_c1"] == 3_000
     assert summary["smg"]["added_p50_c1_ms"] == pytest.approx(0.3)
     results = {v["key"]: v["result"] for v in verdicts(res, summary)}
     assert results == {
