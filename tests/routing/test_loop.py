@@ -11,6 +11,7 @@ import pytest
 from smg.errors import UpstreamStatusError
 from smg.routing.budgets import LoopBudgets
 from smg.routing.loop import ToolLoop
+from smg.routing.metering import Generation
 from tests.routing.conftest import LOOKUP, MATH, Harness, ManualClock, plan_of, request
 
 TWO_ROUNDS = 'CALL clock__now {}\nCALL math__add {"a": 1, "b": 2}\nNEXT\nCALL clock__echo {"x": 1}'
@@ -148,3 +149,15 @@ async def test_a_worker_error_status_propagates(harness: Harness) -> None:
     with pytest.raises(UpstreamStatusError) as info:
         await loop.complete(req, await plan_of(loop, req))
     assert info.value.upstream_status == 500
+
+
+async def test_the_report_gets_the_iterations_and_the_stop_reason(harness: Harness) -> None:
+    loop = harness.loop(max_iterations=2)
+    req = request(TWO_ROUNDS)
+    report = Generation()
+
+    done = await loop.complete(req, await plan_of(loop, req), report=report)
+
+    assert done.status == 200
+    assert orjson.loads(done.body)["smg"]["iterations"] == report.iterations == 2
+    assert report.stop_reason == "max_iterations"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ import httpx
 import openai
 import orjson
 
+from smg.mcp.types import ToolStatus
 from smg.routing.loop import ToolLoop
 from smg.routing.metering import Generation
 from tests.routing.conftest import LOOKUP, Harness, plan_of, request
@@ -220,6 +222,14 @@ async def test_each_round_is_an_iteration_span_current_for_its_tool_calls_and_th
     loop = ToolLoop(harness.dispatcher, harness.runtime, tracer=tracer)
     req = request(TWO_ROUNDS, stream=True, stream_options={"include_usage": True})
     report = Generation()
+    last_tool_ran: list[float] = []
+    echo = harness.runtime.handlers["clock"]["echo"]
+
+    async def timed_echo(args: dict[str, Any]) -> tuple[ToolStatus, str]:
+        last_tool_ran.append(time.perf_counter())
+        return await echo(args)
+
+    harness.runtime.handlers["clock"]["echo"] = timed_echo
 
     events = await loop.stream(req, await plan_of(loop, req), report=report, route=route)
     body = b"".join([piece async for piece in events])
@@ -243,7 +253,9 @@ async def test_each_round_is_an_iteration_span_current_for_its_tool_calls_and_th
     assert (report.iterations, report.stop_reason, report.error) == (3, "completed", None)
     assert report.response_id == chunks[0]["id"] and report.response_model == "mock-model"
     assert report.worker == harness.worker.url
-    assert report.first_token is not None and report.tpot is not None and report.tpot >= 0
+    assert report.tpot is not None and report.tpot >= 0
+    # the first token the client got is the final answer's: the role chunk and tool rounds came before
+    assert report.first_token is not None and report.first_token > last_tool_ran[0]
 
 
 async def test_a_failed_later_round_fails_its_iteration_span_and_reports_the_error(harness: Harness) -> None:
