@@ -34,7 +34,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=REPO / ".bench", help="where venvs and logs live")
     p.add_argument("--smg-venv", type=Path, default=os.environ.get("SMG_BENCH_SMG_VENV"), help="venv of SMG")
     p.add_argument("--no-smg-install", action="store_true", help="never pip install SMG; skip it if missing")
-    p.add_argument("--litellm-venv", type=Path, default=os.environ.get("SMG_BENCH_LITELLM_VENV"))
+    p.add_argument(
+        "--litellm-venv", type=Path, default=os.environ.get("SMG_BENCH_LITELLM_VENV"), help="venv of LiteLLM"
+    )
     p.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     p.add_argument("--no-toolloop", action="store_true", help="leave the MCP tool-loop figures out")
     p.add_argument("--update-doc", action="store_true", help="copy the report into docs/benchmarks.md")
