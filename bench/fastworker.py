@@ -1,12 +1,12 @@
 """A fast, fixed-answer OpenAI worker for gateway benchmarks: raw asyncio HTTP/1.1 (uvloop when present).
 
 It must never be the bottleneck, so it parses as little as it can: keep-alive connections, a
-`Content-Length` body, and a byte search for `"stream": true`. Answers:
+`Content-Length` (or chunked) body, and a byte search for `"stream": true`. Answers:
 
 - `POST /v1/chat/completions`: a fixed small chat completion; with `"stream": true` a chunked SSE
   stream of a role chunk, `STREAM_CHUNKS - 2` one-word content chunks and a finish chunk
-  (`STREAM_CHUNKS` events in all), then `data: [DONE]`, all in one write (separate writes per event
-  cost the worker ten times more CPU than the gateways' parsing of them, and the worker must stay fast).
+  (`STREAM_CHUNKS` events in all), then `data: [DONE]`, all in one write (one write per event made
+  the worker several times slower, and it must stay far faster than any gateway).
 - `GET /v1/models`: the one model; `GET /health` (and anything under `/health`): 200.
 - anything else: 404 with an OpenAI-shaped error.
 
@@ -96,6 +96,23 @@ def build_answers(model: str) -> dict[str, bytes]:
     }
 
 
+def _dechunk(buf: bytes, pos: int) -> tuple[bytes, int] | None:
+    """A chunked body starting at ``pos``: (body, offset after it), or None while incomplete."""
+    parts: list[bytes] = []
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size = int(buf[pos:eol].split(b";", 1)[0], 16)
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", eol)  # optional trailers, then the blank line
+            return (b"".join(parts), end + 4) if end >= 0 else None
+        if len(buf) < eol + 2 + size + 2:
+            return None
+        parts.append(buf[eol + 2 : eol + 2 + size])
+        pos = eol + 2 + size + 2
+
+
 class _Http(asyncio.Protocol):
     def __init__(self, answers: dict[str, bytes]) -> None:
         self._answers = answers
@@ -114,15 +131,24 @@ class _Http(asyncio.Protocol):
                     self._transport.close()
                 return
             head = self._buf[:end]
-            length = 0
+            length, chunked = 0, False
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
+                name = name.strip().lower()
+                if name == b"content-length":
                     length = int(value)
-            total = end + 4 + length
-            if len(self._buf) < total:
-                return
-            body = self._buf[end + 4 : total]
+                elif name == b"transfer-encoding":
+                    chunked = b"chunked" in value.lower()
+            if chunked:
+                parsed = _dechunk(self._buf, end + 4)
+                if parsed is None:
+                    return
+                body, total = parsed
+            else:
+                total = end + 4 + length
+                if len(self._buf) < total:
+                    return
+                body = self._buf[end + 4 : total]
             self._buf = self._buf[total:]
             self._answer(head.split(b" ", 2), body)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,3 +121,26 @@ def test_verdicts_compare_smg_with_direct_and_the_rust_gateway() -> None:
     del res["targets"]["SMG"]
     skipped = {v["key"]: v["result"] for v in verdicts(res, summarize(res))}
     assert skipped["rps_c16_vs_SMG"] == "skipped (SMG was not measured)"
+
+
+def test_chunked_and_pipelined_request_bodies(fastworker: str) -> None:
+    """A gateway may send its body chunked, and several requests back to back on one connection."""
+    host, port = fastworker.removeprefix("http://").split(":")
+    body = b'{"model": "mock-model", "stream": true}'
+    chunked = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n" % (10, body[:10])
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - 10, body[10:])
+    )
+    plain = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(chunked[:25])
+        sock.sendall(chunked[25:] + plain)
+        data = b""
+        while b'"object": "list"' not in data:
+            got = sock.recv(65536)
+            assert got, f"connection closed early: {data[-200:]!r}"
+            data += got
+    assert data.count(b"HTTP/1.1 200 OK") == 2
+    assert b"text/event-stream" in data
+    assert b"data: [DONE]" in data
