@@ -30,7 +30,14 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
             app.state.context = ctx
             yield
 
-    app = FastAPI(title="smg", version=__version__, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry layer is off: smg makes its server span itself (--enable-trace), and
+    # the layer's per-request check of the global providers costs more than the edge's whole work.
+    app = FastAPI(
+        title="smg",
+        version=__version__,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     for module in (chat, models, health, admin, mcp_admin):
         app.include_router(module.router)
     # (regex, template) of every route, for labelling requests the edge refuses before routing.
@@ -41,5 +48,5 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         if isinstance(route, APIRoute)
     ]
     install_error_handlers(app)
-    app.add_middleware(EdgeMiddleware)
+    app.add_middleware(EdgeMiddleware, shortcuts={("POST", chat.CHAT_ROUTE): chat.serve_chat})
     return app

@@ -1,17 +1,35 @@
-"""POST /v1/chat/completions: parse, validate, hand to the ChatService; stream or not."""
+"""POST /v1/chat/completions: parse, validate, hand to the ChatService; stream or not.
+
+`serve_chat` is a plain ASGI endpoint: the edge calls it directly for ``POST /v1/chat/completions``,
+skipping routing, the request and response objects and the exception layers (they cost more than the
+rest of the pass-through path). The FastAPI route below declares the same endpoint for the OpenAPI
+document and the route table, and serves it through `serve_chat` when no edge shortcut applies.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from typing import TYPE_CHECKING
 
-from smg.api.deps import context_of
+from fastapi import APIRouter, Request
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
 from smg.protocol import parse_chat_request
 
+if TYPE_CHECKING:
+    from smg.context import AppContext
+
 router = APIRouter()
+CHAT_ROUTE = "/v1/chat/completions"
 
 _FORWARDED = (b"traceparent", b"tracestate")
-_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# What a Starlette StreamingResponse(media_type="text/event-stream", headers=...) would send.
+_STREAM_HEADERS = (
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+)
 _CHAT_SCHEMA = {
     "requestBody": {
         "required": True,
@@ -34,24 +52,82 @@ _CHAT_SCHEMA = {
 }
 
 
-def _upstream_headers(request: Request) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "X-Request-Id": request.state.request_id}
-    for name, value in request.scope["headers"]:
+def _upstream_headers(scope: Scope) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "X-Request-Id": scope["state"]["request_id"]}
+    for name, value in scope["headers"]:
         if name in _FORWARDED:
             headers[name.decode()] = value.decode("latin-1")
     return headers
 
 
-@router.post("/v1/chat/completions", openapi_extra=_CHAT_SCHEMA)
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body. Raises ClientDisconnect when the client leaves first (as Starlette's
+    ``Request.body`` does), and whatever ``receive`` raises (the edge's body limit)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _body_headers(status: int, content_type: str, length: int) -> list[tuple[bytes, bytes]]:
+    """Content-Length and Content-Type as a Starlette ``Response`` would set them."""
+    headers = []
+    if not (status < 200 or status in (204, 304)):
+        headers.append((b"content-length", str(length).encode("latin-1")))
+    if content_type.startswith("text/") and "charset=" not in content_type.lower():
+        content_type += "; charset=utf-8"
+    headers.append((b"content-type", content_type.encode("latin-1")))
+    return headers
+
+
+async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
+    """OpenAI chat completions; unknown fields reach the worker untouched.
+
+    Raises the `smg.errors.SmgError` for the edge to render while nothing was sent yet, and
+    ClientDisconnect when the client leaves.
+    """
+    ctx: AppContext = scope["app"].state.context
+    chat = parse_chat_request(await _read_body(receive), headers=_upstream_headers(scope))
+    if not chat.stream:
+        done = await ctx.chat.complete(chat)
+        headers = _body_headers(done.status, done.content_type, len(done.body))
+        await send({"type": "http.response.start", "status": done.status, "headers": headers})
+        await send({"type": "http.response.body", "body": done.body})
+        return
+    chunks = await ctx.chat.stream(chat)
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": list(_STREAM_HEADERS)})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:  # the ASGI server's way of saying the client went away (spec 2.4)
+        raise ClientDisconnect() from None
+    finally:
+        # Ends the relay now (upstream released, metrics recorded) rather than when it is collected.
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _Endpoint(Response):
+    """Hands the exchange to `serve_chat` (the body has not been read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_chat(scope, receive, send)
+
+
+@router.post(CHAT_ROUTE, openapi_extra=_CHAT_SCHEMA)
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions; unknown fields reach the worker untouched."""
-    ctx = context_of(request)
-    chat = parse_chat_request(
-        await request.body(), headers=_upstream_headers(request), limits=ctx.request_limits
-    )
-    if chat.stream:
-        return StreamingResponse(
-            await ctx.chat.stream(chat), media_type="text/event-stream", headers=_STREAM_HEADERS
-        )
-    done = await ctx.chat.complete(chat)
-    return Response(done.body, status_code=done.status, media_type=done.content_type)
+    return _Endpoint()

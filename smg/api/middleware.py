@@ -3,8 +3,8 @@ admission, in that order. The admission permit is held until the response is ful
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -56,10 +56,15 @@ class Edge(Protocol):
 
 
 class EdgeMiddleware:
-    """Reads its collaborators from ``app.state.context``, which the lifespan builds before any request."""
+    """Reads its collaborators from ``app.state.context``, which the lifespan builds before any request.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``shortcuts`` maps (method, static path) to a plain ASGI endpoint the edge calls itself, past the
+    framework's routing and exception layers; that endpoint raises `SmgError` for the edge to render.
+    """
+
+    def __init__(self, app: ASGIApp, *, shortcuts: Mapping[tuple[str, str], ASGIApp] | None = None) -> None:
         self.app = app
+        self._shortcuts = dict(shortcuts or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +73,7 @@ class EdgeMiddleware:
         edge: Edge = scope["app"].state.context
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = headers.get(_REQUEST_ID) or uuid.uuid4().hex.encode()
+        request_id = headers.get(_REQUEST_ID) or _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
         outcome: dict[str, Any] = {"status": 500, "error_code": "", "started": False}
 
@@ -84,16 +89,17 @@ class EdgeMiddleware:
                 message = {**message, "headers": raw}
             await send(message)
 
+        shortcut = self._shortcuts.get((scope["method"], scope["path"]))
         edge.http_observer.on_start()
         with edge.tracing.server_span(scope["method"], headers) as span:
             try:
-                await self._admit(edge, scope, receive, send_with_id, headers)
+                await self._admit(edge, scope, receive, send_with_id, headers, shortcut or self.app)
             except SmgError as err:
                 if outcome["started"]:
                     raise
                 await error_response(err)(scope, receive, send_with_id)
             finally:
-                route = _route_template(scope)
+                route = scope["path"] if shortcut is not None else _route_template(scope)
                 edge.http_observer.on_end(
                     method=scope["method"],
                     path=route,
@@ -104,20 +110,34 @@ class EdgeMiddleware:
                 _end_server_span(span, scope["method"], route, outcome)
 
     async def _admit(
-        self, edge: Edge, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
+        self,
+        edge: Edge,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        app: ASGIApp,
     ) -> None:
         plane = plane_of(scope["path"])
         client = scope.get("client")
         edge.auth.check(plane, headers, client[0] if client else None)
         receive = _limit_body(edge.max_body, headers, receive)
         if plane != DATA:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
         await edge.admission.acquire()
         try:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
         finally:
             edge.admission.release()
+
+
+def _new_request_id() -> bytes:
+    """A random UUID4 in hex, as ``uuid.uuid4().hex`` spells it, without building a UUID object."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex().encode()
 
 
 def _end_server_span(span: ServerSpan, method: str, route: str, outcome: dict[str, Any]) -> None:

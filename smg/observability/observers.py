@@ -27,27 +27,48 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]  # same signature as fn
 
 
+class _Children:
+    """Labelled children of one metric, looked up once per label tuple (``labels()`` takes a lock and
+    validates on every call). Label values are bounded upstream; the cap only guards against a bug."""
+
+    def __init__(self, metric: Any, cap: int = 4096) -> None:
+        self._metric = metric
+        self._cap = cap
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._children.get(labels)
+        if child is None:
+            if len(self._children) >= self._cap:
+                self._children.clear()
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
+
+
 class WorkerMetrics:
     """`smg.workers.hooks.WorkerObserver` backed by Prometheus metrics."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
+        self._selection = _Children(metrics.worker_selection)
+        self._active = _Children(metrics.worker_active)
+        self._select_stage = metrics.router_stage.labels("select")
 
     def _w(self, url: str) -> str:
         return self._m.worker_label(url)
 
     @guarded
     def on_selected(self, policy: str, worker: str, *, duration: float) -> None:
-        self._m.worker_selection.labels(policy, self._w(worker)).inc()
-        self._m.router_stage.labels("select").observe(duration)
+        self._selection(policy, self._w(worker)).inc()
+        self._select_stage.observe(duration)
 
     @guarded
     def on_attempt(self, worker: str, *, active: int) -> None:
-        self._m.worker_active.labels(self._w(worker)).set(active)
+        self._active(self._w(worker)).set(active)
 
     @guarded
     def on_attempt_done(self, worker: str, *, active: int, error_type: str | None) -> None:
-        self._m.worker_active.labels(self._w(worker)).set(active)
+        self._active(self._w(worker)).set(active)
         if error_type is not None:
             self._m.worker_errors.labels(error_type).inc()
 
@@ -83,6 +104,10 @@ class HttpMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
+        self._requests = _Children(metrics.http_requests)
+        self._duration = _Children(metrics.http_duration)
+        self._responses = _Children(metrics.http_responses)
+        self._decisions = _Children(metrics.http_rate_limit)
 
     @guarded
     def on_start(self) -> None:
@@ -93,13 +118,13 @@ class HttpMetrics:
         m = self._m
         path = m.path_label(path)
         m.http_connections.dec()
-        m.http_requests.labels(method, path).inc()
-        m.http_duration.labels(method, path).observe(duration)
-        m.http_responses.labels(path, str(status), error_code).inc()
+        self._requests(method, path).inc()
+        self._duration(method, path).observe(duration)
+        self._responses(path, str(status), error_code).inc()
 
     @guarded
     def on_admission(self, decision: str) -> None:
-        self._m.http_rate_limit.labels(decision).inc()
+        self._decisions(decision).inc()
 
     @guarded
     def on_queue(self, *, queued: int, inflight: int) -> None:
@@ -112,6 +137,12 @@ class RouterMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
+        self._requests = _Children(metrics.router_requests)
+        self._duration = _Children(metrics.router_duration)
+        self._stages = _Children(metrics.router_stage)
+        self._ttft = _Children(metrics.router_ttft)
+        self._tpot = _Children(metrics.router_tpot)
+        self._tokens = _Children(metrics.router_tokens)
 
     @guarded
     def on_routed(self, model: str, *, streaming: bool, duration: float, error_code: str | None) -> None:
@@ -119,8 +150,8 @@ class RouterMetrics:
         # A client-chosen name no worker serves must not become a label value.
         model_label = "unknown" if error_code == "model_not_found" else m.model_label(model)
         labels = ("http", model_label, "chat", "true" if streaming else "false")
-        m.router_requests.labels(*labels).inc()
-        m.router_duration.labels(*labels).observe(duration)
+        self._requests(*labels).inc()
+        self._duration(*labels).observe(duration)
         if error_code is not None:
             m.router_errors.labels(*labels, m.error_label(error_code)).inc()
 
@@ -131,16 +162,16 @@ class RouterMetrics:
         m = self._m
         model_label = m.model_label(model)
         if ttft is not None:
-            m.router_ttft.labels(model_label).observe(ttft)
+            self._ttft(model_label).observe(ttft)
         if tpot is not None:
-            m.router_tpot.labels(model_label).observe(tpot)
+            self._tpot(model_label).observe(tpot)
         if tokens is not None:
-            m.router_tokens.labels(model_label, "input").inc(tokens[0])
-            m.router_tokens.labels(model_label, "output").inc(tokens[1])
+            self._tokens(model_label, "input").inc(tokens[0])
+            self._tokens(model_label, "output").inc(tokens[1])
 
     @guarded
     def on_stage(self, stage: str, duration: float) -> None:
-        self._m.router_stage.labels(stage).observe(duration)
+        self._stages(stage).observe(duration)
 
 
 _BREAKER_VALUES = {"closed": 0, "open": 1, "half_open": 2}

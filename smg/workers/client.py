@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from smg.errors import (
     UpstreamConnectError,
@@ -18,6 +19,8 @@ from smg.errors import (
     UpstreamTimeout,
 )
 from smg.workers.worker import Worker
+
+_URL_CACHE_SIZE = 1024
 
 
 class UpstreamResponse:
@@ -63,8 +66,14 @@ class WorkerClient:
     """One pooled aiohttp session for every worker. Create and close inside the running loop."""
 
     def __init__(self, *, request_timeout_secs: float, connect_timeout_secs: float = 10.0) -> None:
-        self._request_timeout = request_timeout_secs
-        self._connect_timeout = connect_timeout_secs
+        # For a stream the request timeout bounds each read, otherwise the whole exchange.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            sock_connect=connect_timeout_secs, sock_read=request_timeout_secs
+        )
+        self._whole_timeout = aiohttp.ClientTimeout(
+            total=request_timeout_secs, sock_connect=connect_timeout_secs
+        )
+        self._urls: dict[str, URL] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> WorkerClient:
@@ -74,6 +83,7 @@ class WorkerClient:
             auto_decompress=False,
             json_serialize=lambda o: orjson.dumps(o).decode(),
             skip_auto_headers=("User-Agent",),
+            cookie_jar=aiohttp.DummyCookieJar(),  # workers' cookies are neither kept nor sent back
         )
         return self
 
@@ -105,17 +115,22 @@ class WorkerClient:
         For a stream the request timeout bounds each read, otherwise the whole exchange.
         Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError.
         """
-        if stream:
-            timeout = aiohttp.ClientTimeout(
-                sock_connect=self._connect_timeout, sock_read=self._request_timeout
-            )
-        else:
-            timeout = aiohttp.ClientTimeout(total=self._request_timeout, sock_connect=self._connect_timeout)
+        timeout = self._stream_timeout if stream else self._whole_timeout
         with _mapped(worker):
             async with self.session.post(
-                worker.url + path, data=body, headers=self._auth(worker, headers), timeout=timeout
+                self._url(worker.url, path), data=body, headers=self._auth(worker, headers), timeout=timeout
             ) as resp:
                 yield UpstreamResponse(resp, worker)
+
+    def _url(self, base: str, path: str) -> URL:
+        """The parsed URL, cached: parsing it again costs more than a dict lookup on every request."""
+        key = base + path
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            url = self._urls[key] = URL(key)
+        return url
 
     async def get_json(self, worker: Worker, path: str, *, timeout_secs: float) -> Any:
         """GET a JSON document. Raises UpstreamError (UpstreamProtocolError on non-2xx or bad JSON)."""

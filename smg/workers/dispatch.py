@@ -15,14 +15,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-import tenacity
-
 from smg.errors import NoAvailableWorkers, UpstreamError, UpstreamStatusError
 from smg.settings import RetrySettings
 from smg.workers.client import UpstreamResponse, WorkerClient
 from smg.workers.hooks import WorkerObserver
 from smg.workers.policies import SelectionPolicy
-from smg.workers.retry import RETRYABLE_STATUS, Sleep, error_type, is_retryable, retrying
+from smg.workers.retry import RETRYABLE_STATUS, Sleep, error_type, is_retryable, with_retries
 from smg.workers.worker import Worker, WorkerRegistry
 
 T = TypeVar("T")
@@ -205,34 +203,32 @@ class Dispatcher:
         tried: set[str] = set()
         last: UpstreamError | None = None
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            label = error_type(exc) if isinstance(exc, UpstreamError) else "other"
-            delay = state.next_action.sleep if state.next_action else 0.0
-            self._observer.on_retry(delay_secs=delay, error_type=label)
+        async def attempt(number: int) -> T:
+            nonlocal last
+            try:
+                worker = self._select(model, affinity_key, tried)
+            except NoAvailableWorkers:
+                if last is not None:  # a retry found no worker left: report what the last one did
+                    raise last from None
+                raise
+            tried.add(worker.url)
+            try:
+                return await once(worker, number)
+            except UpstreamError as exc:
+                last = exc
+                raise
+
+        def on_retry(delay: float, exc: UpstreamError) -> None:
+            self._observer.on_retry(delay_secs=delay, error_type=error_type(exc))
 
         try:
-            async for attempt in retrying(
-                self._retry, sleep=self._sleep, rng=self._rng, before_sleep=before_sleep
-            ):
-                with attempt:
-                    try:
-                        worker = self._select(model, affinity_key, tried)
-                    except NoAvailableWorkers:
-                        if last is not None:
-                            raise last from None
-                        raise
-                    tried.add(worker.url)
-                    try:
-                        return await once(worker, attempt.retry_state.attempt_number)
-                    except UpstreamError as exc:
-                        last = exc
-                        raise
+            return await with_retries(
+                self._retry, attempt, sleep=self._sleep, rng=self._rng, on_retry=on_retry
+            )
         except UpstreamError as exc:
             if len(tried) > 0 and self._retry.attempts > 1 and is_retryable(exc):
                 self._observer.on_retries_exhausted()
             raise
-        raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _select(self, model: str, affinity_key: bytes | None, tried: set[str]) -> Worker:
         started = time.perf_counter()

@@ -1,16 +1,18 @@
-"""Retry policy for worker attempts, on tenacity.
+"""Retry policy for worker attempts.
 
 Retryable: connect errors, timeouts, a broken response body, and HTTP 408/429/500/502/503/504.
 ``--retry-max-retries`` counts total attempts. The n-th retry waits
 ``min(initial * multiplier**(n-1), max) * (1 + U(-jitter, jitter))``.
+
+The loop is written out (`with_retries`) rather than driven by a tenacity controller: building one per
+request cost about as much as the rest of the dispatcher (docs/benchmarks.md, "Where the time goes").
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-
-import tenacity
+from typing import TypeVar
 
 from smg.errors import (
     UpstreamConnectError,
@@ -24,6 +26,7 @@ from smg.settings import RetrySettings
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -52,28 +55,25 @@ def backoff_secs(retry_number: int, config: RetrySettings, rng: random.Random) -
     return max(0.0, base_ms * (1.0 + jitter)) / 1000.0
 
 
-class _Backoff(tenacity.wait.wait_base):
-    def __init__(self, config: RetrySettings, rng: random.Random) -> None:
-        self._config = config
-        self._rng = rng
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        return backoff_secs(retry_state.attempt_number, self._config, self._rng)
-
-
-def retrying(
+async def with_retries(
     config: RetrySettings,
+    attempt: Callable[[int], Awaitable[T]],
     *,
     sleep: Sleep,
     rng: random.Random,
-    before_sleep: Callable[[tenacity.RetryCallState], None],
-) -> tenacity.AsyncRetrying:
-    """A tenacity controller for one request; re-raises the last error when attempts run out."""
-    return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(config.attempts),
-        wait=_Backoff(config, rng),
-        retry=tenacity.retry_if_exception(is_retryable),
-        sleep=sleep,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+    on_retry: Callable[[float, UpstreamError], None],
+) -> T:
+    """``attempt(1)``, ``attempt(2)``, ... until one returns. A retryable `UpstreamError` is retried
+    after `backoff_secs` (``on_retry(delay, error)`` is told first) while attempts remain; it, or any
+    other exception, propagates otherwise."""
+    number = 1
+    while True:
+        try:
+            return await attempt(number)
+        except UpstreamError as exc:
+            if number >= config.attempts or not is_retryable(exc):
+                raise
+            delay = backoff_secs(number, config, rng)
+            on_retry(delay, exc)
+        await sleep(delay)
+        number += 1
