@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from bench.render import update_doc
 from bench.targets import ensure_venv, start_litellm, start_smg, start_smg_real, venv_version
 
 REPO = Path(__file__).resolve().parent.parent
+OURS = ("direct", "smg", "smg-trace")  # a failure of these fails the run; of the others, it is noted
 SCENARIOS = {"c1": (CHAT_LUA, 1), "c16": (CHAT_LUA, 16), "c64": (CHAT_LUA, 64), "stream16": (STREAM_LUA, 16)}
 
 
@@ -138,16 +140,21 @@ def _measure(
                 url, headers, pid = _endpoint(procs[name], worker)
                 t = res["targets"][name]
                 cpu0 = cpu_seconds(pid)
-                with RssSampler(pid, interval=0.25) as rss:
-                    r = run_wrk(
-                        wrk,
-                        url,
-                        script=script,
-                        conns=conns,
-                        seconds=a.seconds,
-                        core=load_core,
-                        headers=headers,
-                    )
+                try:
+                    with RssSampler(pid, interval=0.25) as rss:
+                        r = run_wrk(
+                            wrk,
+                            url,
+                            script=script,
+                            conns=conns,
+                            seconds=a.seconds,
+                            core=load_core,
+                            headers=headers,
+                        )
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    where = "errors" if name in OURS else "notes"
+                    res[where].append(f"{name} {scenario}: wrk failed: {exc}")
+                    continue
                 cpu = cpu_seconds(pid) - cpu0
                 t["runs"][scenario].append(r.__dict__)
                 if r.requests:
@@ -159,14 +166,14 @@ def _measure(
                 if not r.requests:
                     res["notes"].append(f"{name} {scenario}: no request completed within the run (left out)")
                 if r.errors:  # another gateway's failures are noted; ours fail the run
-                    where = "errors" if name in ("direct", "smg", "smg-trace") else "notes"
+                    where = "errors" if name in OURS else "notes"
                     res[where].append(f"{name} {scenario}: {r.errors} failed requests")
         for name in names:
             url, headers, _pid = _endpoint(procs[name], worker)
             try:
                 res["targets"][name]["ttfb_ms"].append(ttfb_ms(url, a.ttfb_n, headers=headers))
             except (OSError, RuntimeError, TimeoutError) as exc:
-                where = "errors" if name in ("direct", "smg", "smg-trace") else "notes"
+                where = "errors" if name in OURS else "notes"
                 res[where].append(f"{name} stream TTFB: {exc!r}")
 
 
