@@ -46,9 +46,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _cores() -> tuple[int | None, int | None]:
-    """(load core, gateway core): 0 and 1 on a machine with two or more cores, else no pinning."""
+    """(load core, gateway core): 0 and 1 with two or more cores and taskset, else no pinning."""
     try:
-        return (0, 1) if len(os.sched_getaffinity(0)) >= 2 else (None, None)
+        return (0, 1) if len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") else (None, None)
     except AttributeError:
         return None, None
 
