@@ -102,7 +102,7 @@ def _aim_at_the_worker(body: dict[str, Any]) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_no_generated_request_gets_a_5xx_and_every_rejection_is_openai_shaped(case: Case) -> None:
     if case.path == "/v1/chat/completions" and isinstance(case.body, dict):
         _aim_at_the_worker(case.body)
