@@ -95,7 +95,9 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
     ClientDisconnect when the client leaves.
     """
     ctx: AppContext = scope["app"].state.context
-    chat = parse_chat_request(await _read_body(receive), headers=_upstream_headers(scope))
+    chat = parse_chat_request(
+        await _read_body(receive), headers=_upstream_headers(scope), limits=ctx.request_limits
+    )
     if not chat.stream:
         done = await ctx.chat.complete(chat)
         headers = _body_headers(done.status, done.content_type, len(done.body))
