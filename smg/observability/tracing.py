@@ -115,6 +115,8 @@ NULL_TRACING = NullTracing()
 
 
 class _Span:
+    recording = True  # `_NullSpan.recording` is False: callers may skip attribute work on that test
+
     def __init__(self, span: trace.Span) -> None:
         self._span = span
 
@@ -140,8 +142,6 @@ class _Span:
 
 class _Detached(_Span):
     """A span current only inside `activate` blocks (which must not yield), ended by `end` (idempotent)."""
-
-    recording = True
 
     def __init__(self, span: trace.Span) -> None:
         super().__init__(span)
