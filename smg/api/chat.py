@@ -8,6 +8,8 @@ document and the route table, and serves it through `serve_chat` when no edge sh
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
@@ -24,7 +26,7 @@ router = APIRouter()
 CHAT_ROUTE = "/v1/chat/completions"
 
 _FORWARDED = (b"traceparent", b"tracestate")
-# What a Starlette StreamingResponse(media_type="text/event-stream", headers=...) would send.
+# What a Starlette StreamingResponse(media_type="text/event-stream", headers=...) sends.
 _STREAM_HEADERS = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
@@ -106,17 +108,50 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
         return
     chunks = await ctx.chat.stream(chat)
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": list(_STREAM_HEADERS)})
-        async for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except OSError:  # the ASGI server's way of saying the client went away (spec 2.4)
-        raise ClientDisconnect() from None
+        if _spec_version(scope) >= (2, 4):
+            try:
+                await _send_stream(send, chunks)
+            except OSError:  # the server's word for a client that went away (ASGI spec 2.4)
+                raise ClientDisconnect() from None
+        else:
+            await _send_stream_until_disconnect(receive, send, chunks)
     finally:
         # Ends the relay now (upstream released, metrics recorded) rather than when it is collected.
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _spec_version(scope: Scope) -> tuple[int, ...]:
+    return tuple(map(int, scope.get("asgi", {}).get("spec_version", "2.0").split(".")))
+
+
+async def _send_stream(send: Send, chunks: AsyncIterator[bytes]) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": list(_STREAM_HEADERS)})
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send_stream_until_disconnect(receive: Receive, send: Send, chunks: AsyncIterator[bytes]) -> None:
+    """Relay while listening for ``http.disconnect``: before ASGI spec 2.4 a server may drop what is
+    sent to a client that left without saying so, and only ``receive`` tells. Whichever ends first
+    cancels the other (as Starlette's StreamingResponse does)."""
+
+    async def until_disconnect() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            sender = group.create_task(_send_stream(send, chunks))
+            listener = group.create_task(until_disconnect())
+            sender.add_done_callback(lambda _: listener.cancel())
+            listener.add_done_callback(lambda _: sender.cancel())
+    except BaseExceptionGroup as failed:
+        if len(failed.exceptions) == 1:
+            raise failed.exceptions[0] from None
+        raise
 
 
 class _Endpoint(Response):
