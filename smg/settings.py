@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smg.errors import ConfigError
-from smg.mcp.hosts import HostAllowList
+from smg.mcp.hosts import HostAllowList, redact_url
 from smg.mcp.registry import default_registry_path
 
 POLICIES = ("round_robin", "random", "least_load", "power_of_two", "cache_aware")
@@ -315,8 +315,9 @@ def _validate_url(url: str) -> str:
     try:
         parts.port  # noqa: B018  # urlsplit validates the port only when it is read
     except ValueError:
-        raise ConfigError(f"--worker-urls: invalid port in {url!r}") from None
-    _check(parts.scheme in ("http", "https") and bool(parts.hostname), f"--worker-urls: invalid URL {url!r}")
+        raise ConfigError(f"--worker-urls: invalid port in {redact_url(url)!r}") from None
+    valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    _check(valid, f"--worker-urls: invalid URL {redact_url(url)!r}")
     # A worker URL is shown in logs, error messages and metric labels: it must carry no secret.
     _check(
         parts.username is None and parts.password is None,

@@ -161,3 +161,10 @@ def test_negative_limits_are_refused(flag: str) -> None:
         parse_settings([flag, "-1"], env={})
 
     assert info.value.message.startswith(flag)
+
+
+def test_an_invalid_worker_url_is_named_without_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(["--worker-urls", "ftp://bob:PASSWORD99@host"], env={})
+
+    assert info.value.message == "--worker-urls: invalid URL 'ftp://bob:***@host'"
