@@ -26,7 +26,7 @@ from smg.testing.gateway import RunningGateway
 from smg.testing.processes import spawn, stop, wait_for_line
 from smg.testing.worker import RunningWorker
 from tests.conftest import chat_body, make_settings
-from tests.interaction._helpers import assert_error
+from tests.interaction._helpers import assert_error, eventually
 
 MCP_READY = "MCP_SERVER_READY"
 
@@ -267,4 +267,29 @@ async def test_smg_mcp_add_against_the_gateway_reports_the_refusal_and_saves_not
     assert code == 1
     assert err.startswith("smg: error: HTTP 403: MCP server 'far': host '127.0.0.1' is not in the allowed")
     assert gw.context.mcp.specs() == {}
+    assert sentinel.connections == 0
+
+
+async def test_an_offline_registry_edit_outside_the_list_is_logged_and_not_started(
+    worker: RunningWorker,
+    start_gateway: Callable[..., Any],
+    sentinel: Sentinel,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = tmp_path / "mcp.db"
+    settings = make_settings(
+        (worker.url,), mcp=_mcp_settings(registry_path=str(registry), registry_poll_secs=0.05)
+    )
+    gw: RunningGateway = await start_gateway(settings)
+
+    with caplog.at_level(logging.ERROR, logger="smg.mcp"):
+        SqliteRegistry(str(registry)).add(ServerSpec(name="late", transport="sse", url=sentinel.url))
+        await eventually(lambda: any("'late'" in r.getMessage() for r in caplog.records))
+
+    assert gw.context.mcp.specs() == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        "MCP server 'late': host '127.0.0.1' is not in the allowed MCP hosts (--mcp-allowed-hosts); "
+        "not starting it"
+    ]
     assert sentinel.connections == 0
