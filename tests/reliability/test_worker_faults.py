@@ -61,7 +61,8 @@ def test_a_frozen_worker_is_timed_out_retried_elsewhere_broken_open_and_used_aga
         assert gw.metric("smg_worker_errors_total", error_type="timeout") >= 2
         assert gw.metric("smg_worker_retries_total") >= 2
         assert gw.metric("smg_worker_retries_exhausted_total") == 0
-        assert gw.metric("smg_worker_cb_state", worker=frozen_url) == 1  # open: not tried any more
+        # Open (1), or already half_open (2) if the breaker's timeout has passed: not closed.
+        assert gw.metric("smg_worker_cb_state", worker=frozen_url) in (1, 2)
         assert gw.metric("smg_worker_cb_transitions_total", worker=frozen_url, to="open") >= 1
     finally:
         os.kill(frozen.pid, signal.SIGCONT)
@@ -102,15 +103,18 @@ def test_a_slow_worker_within_the_timeout_is_waited_for_and_not_retried(procs: P
 
 def test_a_worker_slower_than_the_timeout_gives_504_when_it_is_the_only_one(procs: Procs) -> None:
     _, slow_url = procs.worker("--delay-ms", "1500")
+    _, other_url = procs.worker("--model", "other-model")
     gw = procs.gateway(
-        "--worker-urls", slow_url, "--request-timeout-secs", "0.5", "--retry-max-retries", "2",
+        "--worker-urls", slow_url, other_url, "--request-timeout-secs", "0.5", "--retry-max-retries", "2",
         *FAST_RETRY, *NO_PROBES,
     )  # fmt: skip
-    for stream in (False, True):
-        resp = httpx.post(gw.url + CHAT, json=chat("late", stream=stream), timeout=30)
-        assert resp.status_code == 504
-        assert resp.json()["error"]["code"] == "upstream_timeout"
-        assert resp.headers["x-smg-error-code"] == "upstream_timeout"
+    with SideTraffic(gw.url, model="other-model") as side:
+        for stream in (False, True):
+            resp = httpx.post(gw.url + CHAT, json=chat("late", stream=stream), timeout=30)
+            assert resp.status_code == 504
+            assert resp.json()["error"]["code"] == "upstream_timeout"
+            assert resp.headers["x-smg-error-code"] == "upstream_timeout"
+    side.assert_none_lost()
     assert gw.metric("smg_worker_retries_exhausted_total") == 2
     assert gw.metric("smg_worker_errors_total", error_type="timeout") == 4
     assert _stats(slow_url) == 4  # two attempts per request, nothing more
