@@ -20,14 +20,15 @@ CAP = 64 * 1024
 MCP = [{"type": "mcp", "server_label": "faults", "require_approval": "never"}]
 
 
-def _stack(procs: Procs, tmp_path: Path, *, port: int = 0) -> tuple[Gateway, str]:
+def _stack(procs: Procs, tmp_path: Path, *, port: int = 0, tool_timeout: float = 10) -> tuple[Gateway, str]:
     _, mcp_url = procs.mcp_faults(port)
     _, worker = procs.worker()
     gw = procs.gateway(
         "--worker-urls", worker, "--mcp-registry", str(tmp_path / "registry.db"),
         "--health-check-interval-secs", "3600", "--mcp-max-tool-output-bytes", str(CAP),
     )  # fmt: skip
-    spec = {"name": "faults", "transport": "streamable-http", "url": mcp_url, "tool_timeout_secs": 10}
+    spec = {"name": "faults", "transport": "streamable-http", "url": mcp_url}
+    spec["tool_timeout_secs"] = tool_timeout
     added = httpx.post(gw.url + "/mcp/servers", json=spec, timeout=60)
     assert added.status_code == 201, added.text
     return gw, mcp_url
@@ -122,3 +123,27 @@ def test_a_server_restarted_between_calls_is_reconnected_and_the_next_call_succe
     assert gw.metric("smg_mcp_session_reconnects_total", server="faults") >= 1
     servers = orjson.loads(httpx.get(gw.url + "/mcp/servers", timeout=10).content)["servers"]
     assert servers[0]["status"]["state"] == "connected"
+
+
+def test_a_frozen_server_times_its_calls_out_and_serves_again_after_cont(
+    procs: Procs, tmp_path: Path
+) -> None:
+    gw, _ = _stack(procs, tmp_path, tool_timeout=1)
+    answer = _loop(gw, "CALL faults__pid {}")
+    pid = int(answer["choices"][0]["message"]["content"].removeprefix("tool results: "))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with SideTraffic(gw.url) as side:
+            frozen = _loop(gw, 'CALL faults__echo {"text": "cold"}')
+        side.assert_none_lost()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert _statuses(frozen) == [("echo", "timeout")]
+    assert "timed out" in frozen["choices"][0]["message"]["content"]
+    assert frozen["choices"][0]["finish_reason"] == "stop"
+    assert gw.metric("smg_mcp_tool_calls_total", server="faults", tool_name="echo", result="timeout") >= 1
+
+    def thawed() -> bool:
+        return _statuses(_loop(gw, 'CALL faults__echo {"text": "warm"}')) == [("echo", "ok")]
+
+    poll(thawed, timeout=30, interval=0.2)
