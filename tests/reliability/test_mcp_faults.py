@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +149,44 @@ def test_a_frozen_server_times_its_calls_out_and_serves_again_after_cont(
         return _statuses(_loop(gw, 'CALL faults__echo {"text": "warm"}')) == [("echo", "ok")]
 
     poll(thawed, timeout=30, interval=0.2)
+
+
+def test_tool_loops_during_repeated_server_restarts_all_answer_and_the_server_is_used_after(
+    procs: Procs, tmp_path: Path
+) -> None:
+    gw, mcp_url = _stack(procs, tmp_path, tool_timeout=5)
+    port = int(mcp_url.rsplit(":", 1)[1].split("/")[0])
+    server = procs.started[0]
+    answers: list[dict[str, Any]] = []
+
+    def loops() -> None:
+        for i in range(30):
+            answers.append(_loop(gw, f'CALL faults__echo {{"text": "r{i}"}}'))
+
+    client = threading.Thread(target=loops, daemon=True)
+    client.start()
+    for _ in range(3):
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(10)
+        server, _ = procs.mcp_faults(port)
+    client.join(120)
+    assert not client.is_alive()
+    assert len(answers) == 30  # every loop answered 200 (asserted in _loop)
+    outcomes = Counter(_outcome(i, answer) for i, answer in enumerate(answers))
+    assert set(outcomes) <= {"ok", "unavailable", "left_out"}, outcomes
+    # Reconnect attempts back off (0.5 s doubling, at most 30 s): the server is used again after that.
+    poll(lambda: _outcome(0, _loop(gw, 'CALL faults__echo {"text": "r0"}')) == "ok", timeout=60, interval=0.5)
+    assert gw.metric("smg_mcp_session_reconnects_total", server="faults") >= 1
+
+
+def _outcome(i: int, answer: dict[str, Any]) -> str:
+    """How a tool loop went while its server restarted: the call ran ("ok"), failed on the lost
+    connection ("unavailable"), or the server was down when the request came and was left out of its
+    tool list (the model then got no tools and answered directly)."""
+    content = answer["choices"][0]["message"]["content"]
+    if "smg" not in answer:
+        return "left_out" if content.startswith("echo: CALL faults__echo") else f"odd: {content[:80]}"
+    (call,) = answer["smg"]["tool_calls"]
+    if call["status"] == "ok":
+        return "ok" if content == f"tool results: r{i}" else f"odd: {content[:80]}"
+    return str(call["status"])
