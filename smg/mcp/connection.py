@@ -265,6 +265,9 @@ class ServerConnection:
         connect attempt has failed, so requests do not each stall on a server that is down; a session that
         was just lost is waited for in full, since it is usually back at once).
         Raises McpServerUnavailable."""
+        client = self._client
+        if client is not None and not (self._closing or self._done.is_set()):
+            return client  # the common case, without setting up a cancel scope
         if self._state == "failed":
             wait = min(wait, _DOWN_WAIT_SECS)
         with anyio.move_on_after(wait):

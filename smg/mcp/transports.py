@@ -14,6 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from smg.mcp.config import ServerSpec, resolve_secrets
 from smg.mcp.hooks import HeadersHook
+from smg.mcp.http_transport import AiohttpTransport
 from smg.mcp.stdio import StderrPipe, stdio_parameters
 
 logger = logging.getLogger("smg.mcp")
@@ -76,7 +77,9 @@ async def open_transport(
 
         return sse_client(spec.url, headers=headers, httpx_client_factory=sse_http_client), None
     # streamable_http_client leaves a client it is given open: the stack closes it after the session.
+    # Its connections are aiohttp's (cheaper per call than httpcore2's) when the loop is asyncio.
+    transport = AiohttpTransport() if AiohttpTransport.usable() else None
     http = await stack.enter_async_context(
-        httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT, event_hooks=hooks)
+        httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT, event_hooks=hooks, transport=transport)
     )
     return streamable_http_client(spec.url, http_client=http), None
