@@ -173,3 +173,15 @@ async def test_closing_a_body_before_its_end_closes_its_connection() -> None:
         await http.get(server.url)
         await http.get(server.url)
     assert server.connections == 2
+
+
+async def test_used_only_without_a_proxy_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert AiohttpTransport.usable()
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert not AiohttpTransport.usable()
+
+
+def test_not_used_outside_an_asyncio_loop() -> None:
+    assert not AiohttpTransport.usable()
