@@ -43,7 +43,9 @@ def _reply_of(done: Completed) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         reply = None
     choices = reply.get("choices") if isinstance(reply, dict) else None
-    if not isinstance(reply, dict) or not choices or not isinstance(choices[0].get("message"), dict):
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    if not isinstance(reply, dict) or not isinstance(message, dict):
         raise UpstreamProtocolError(
             f"worker {done.worker} sent a chat completion without a message", worker=done.worker
         )

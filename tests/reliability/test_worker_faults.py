@@ -3,14 +3,19 @@ SIGCONT), a slow worker, and a flapping worker; each with real processes and the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
+from smg.testing.processes import spawn, wait_for_line
+from smg.testing.worker import READY_PREFIX as WORKER_READY
 from tests.reliability.conftest import CHAT, Procs, SideTraffic, chat, poll, stream_outcome
 
 pytestmark = pytest.mark.e2e
@@ -207,3 +212,38 @@ def test_a_worker_frozen_mid_stream_ends_that_stream_with_an_error_event_and_don
     assert long_text.startswith(text.removeprefix("echo: ")) and len(text) < len(f"echo: {long_text}")
     assert _stats(frozen_url) == 1  # bytes had reached the client: never retried
     assert gw.metric("smg_worker_retries_total") == 0
+
+
+GARBAGE = [b"this is not JSON", b'{"choices": "nope"}', b'{"choices": [1]}', b'{"choices": [{}]}', b"[]"]
+
+
+def test_a_worker_answering_garbage_fails_a_tool_loop_with_502_and_never_a_500(
+    procs: Procs, tmp_path: Path
+) -> None:
+    garbage = spawn([sys.executable, str(Path(__file__).with_name("garbage_worker.py"))])
+    procs.started.append(garbage)
+    worker_url = wait_for_line(garbage, WORKER_READY)
+    config = tmp_path / "mcp.yaml"
+    server = {"name": "local", "protocol": "stdio", "command": sys.executable,
+              "args": ["-m", "mcp_servers.faults", "--transport", "stdio"]}  # fmt: skip
+    config.write_text(json.dumps({"servers": [server]}))
+    gw = procs.gateway(
+        "--worker-urls", worker_url, "--mcp-config-path", str(config),
+        "--mcp-registry", str(tmp_path / "registry.db"), *FAST_RETRY, *NO_PROBES,
+    )  # fmt: skip
+    loop = chat("hi", tools=[{"type": "mcp", "server_label": "local", "require_approval": "never"}])
+    for body in GARBAGE:
+        httpx.post(worker_url + "/_reply", content=body, timeout=5).raise_for_status()
+        # Without MCP tools the reply is forwarded byte for byte; in a tool loop the gateway reads it.
+        passed = httpx.post(gw.url + CHAT, json=chat("hi"), timeout=30)
+        assert (passed.status_code, passed.content) == (200, body)
+        resp = poll(lambda: _tool_loop_answer(gw.url, loop), timeout=30)
+        assert resp.status_code == 502, (body, resp.text)
+        assert resp.json()["error"]["code"] == "upstream_protocol_error"
+    assert gw.metric("smg_http_responses_total", status_code="500") == 0
+
+
+def _tool_loop_answer(gw: str, body: dict[str, object]) -> httpx.Response | None:
+    """The answer once the stdio server is connected (before that the request has no MCP tools)."""
+    resp = httpx.post(gw + CHAT, json=body, timeout=30)
+    return resp if resp.status_code != 200 else None
