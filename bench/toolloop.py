@@ -114,6 +114,33 @@ async def _timed_chat(
     return _ms(samples), last
 
 
+async def _three_rounds(
+    http: aiohttp.ClientSession, client: Client, gateway: str, worker: str, script: str, reps: int
+) -> dict[str, float]:
+    """Interleaved samples: the 3-round loop through the gateway, one model call straight to the worker
+    (the same script, the gateway's function tools), one direct `echo` call."""
+    loop_body, worker_body = _chat("echo", script), _chat("echo", script, function_tools=True)
+    loops, calls, echoes = [], [], []
+    for i in range(reps + 2):  # the first 2 rounds warm up
+        took, answer = await _timed_chat(http, f"{gateway}/v1/chat/completions", loop_body, 1)
+        _check_loop(answer, 3, 4)
+        call, _ = await _timed_chat(http, f"{worker}/v1/chat/completions", worker_body, 1)
+        t0 = time.perf_counter()
+        await client.call_tool("echo", {"text": "a"})
+        if i >= 2:
+            echoes.append(time.perf_counter() - t0)
+            loops.append(took / 1000)  # _timed_chat gives milliseconds
+            calls.append(call / 1000)
+    loop, worker_call, tools = _ms(loops), _ms(calls), 3 * _ms(echoes)
+    return {
+        "loop_ms": loop,
+        "worker_call_ms": worker_call,
+        "worker_ms": 4 * worker_call,
+        "tools_ms": tools,
+        "added_ms": loop - 4 * worker_call - tools,
+    }
+
+
 def _check_loop(answer: Any, calls: int, iterations: int) -> None:
     ext = answer.get("smg") or {}
     done = [c for c in ext.get("tool_calls", []) if c.get("status") == "ok"]
@@ -138,22 +165,9 @@ async def _measure(gateway: str, worker: str, http_url: str, smoke: bool) -> dic
         _check_loop(a4, 4, 2)
         out["parallel"] = {"one_ms": one, "four_ms": four, "ratio": four / one}
         script = "\n".join(f'CALL fhttp__echo {{"text": "{x}"}}\nNEXT' for x in "abc")
-        loop, answer = await _timed_chat(http, chat, _chat("echo", script), 3 if smoke else 20)
-        _check_loop(answer, 3, 4)
-        worker_call, _ = await _timed_chat(
-            http,
-            f"{worker}/v1/chat/completions",
-            _chat("echo", script, function_tools=True),
-            10 if smoke else 50,
-        )
-        tools = 3 * out["http"]["direct_ms"]
-        out["three_rounds"] = {
-            "loop_ms": loop,
-            "worker_call_ms": worker_call,
-            "worker_ms": 4 * worker_call,
-            "tools_ms": tools,
-            "added_ms": loop - 4 * worker_call - tools,
-        }
+        rounds = 5 if smoke else 60
+        async with Client(http_url) as client:
+            out["three_rounds"] = await _three_rounds(http, client, gateway, worker, script, rounds)
     return out
 
 
