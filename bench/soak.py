@@ -4,7 +4,8 @@
 
 Starts, as real processes on 127.0.0.1: the `faults` MCP server over streamable HTTP, three scripted
 workers and a gateway (which itself starts `faults` over stdio as its child). The mix is non-streaming
-chat, streaming chat and tool loops (non-streaming and streaming, through both MCP servers). While it
+chat, streaming chat, tool loops (non-streaming and streaming, through both MCP servers) and streams
+their client drops after the first bytes. While it
 runs, one worker's fault switch flips every ``--flap-interval`` seconds between healthy, answering 503
 and dropping streams after two events.
 
@@ -58,8 +59,8 @@ FLAP_MODES: tuple[dict[str, Any], ...] = (
     {"status": 503},
 )
 SETTLE_SECONDS = 2.0  # idle time before reading the gateway's footprint
-KINDS = ("chat", "stream", "loop", "loop_stream")
-WEIGHTS = (45, 35, 12, 8)
+KINDS = ("chat", "stream", "loop", "loop_stream", "abandon")
+WEIGHTS = (42, 33, 12, 8, 5)
 
 
 @dataclass
@@ -81,7 +82,9 @@ class Tally:
 def _request(i: int, kind: str) -> tuple[dict[str, Any], str]:
     """(body, expected answer text) of request ``i``."""
     text = f"soak {i} " + " ".join(f"w{j}" for j in range(i % 7))
-    body: dict[str, Any] = {"model": "mock-model", "stream": kind in ("stream", "loop_stream")}
+    if kind == "abandon":  # a longer stream, left by its client after the first bytes
+        text += " " + " ".join(f"x{j}" for j in range(40))
+    body: dict[str, Any] = {"model": "mock-model", "stream": kind in ("stream", "loop_stream", "abandon")}
     if kind.startswith("loop"):
         server = "faults" if i % 2 else "local"
         script = f"CALL {server}__echo {json.dumps({'text': text})}"
@@ -110,8 +113,31 @@ def _check_stream(raw: bytes, expected: str) -> tuple[str | None, str | None]:
     return (None if text == expected else "wrong stream text"), None
 
 
+async def _abandon(session: aiohttp.ClientSession, gw: str, body: dict[str, Any], tally: Tally) -> None:
+    """Read the first bytes of a stream, then drop the connection."""
+    try:
+        async with session.post(gw + CHAT, json=body) as resp:
+            first = await resp.content.readany()
+            status = resp.status
+            resp.close()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        tally.fail("abandon", f"transport {type(exc).__name__}", code=None)
+        return
+    if status == 200 and first.startswith(b"data: "):
+        tally.ok["abandon"] += 1
+        return
+    try:
+        code = str(orjson.loads(first)["error"]["code"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        code = None
+    tally.fail("abandon", f"status {status} {code}", code=code)
+
+
 async def _one(session: aiohttp.ClientSession, gw: str, i: int, kind: str, tally: Tally) -> None:
     body, expected = _request(i, kind)
+    if kind == "abandon":
+        await _abandon(session, gw, body, tally)
+        return
     try:
         async with session.post(gw + CHAT, json=body) as resp:
             raw = await resp.read()
@@ -275,7 +301,8 @@ async def _wait_ready(gw: str) -> None:
 
 
 async def _scrape(metrics_url: str) -> dict[str, int]:
-    """Worker-layer counters of the gateway (retries, breaker transitions, failed attempts by type)."""
+    """Worker-layer counters of the gateway (retries, breaker transitions, failed attempts by type) and
+    what it still holds (requests in progress, in flight at workers)."""
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
         session.get(metrics_url) as resp,
@@ -290,6 +317,8 @@ async def _scrape(metrics_url: str) -> dict[str, int]:
                 key = f"cb_to_{sample.labels['to']}"
             elif sample.name == "smg_worker_errors_total":
                 key = f"worker_errors_{sample.labels['error_type']}"
+            elif sample.name in ("smg_http_connections_active", "smg_worker_requests_active"):
+                key = sample.name.removeprefix("smg_") + "_after_idle"
             else:
                 continue
             found[key] = found.get(key, 0) + int(sample.value)
@@ -356,7 +385,8 @@ def _markdown(summary: dict[str, Any]) -> str:
         "|---|---|",
         f"| requests (concurrency) | {summary['requests']} ({summary['concurrency']}) |",
         f"| duration | {summary['seconds']} s ({summary['requests_per_second']} req/s) |",
-        f"| answered correctly | {summary['ok']} {summary['ok_by_kind']} |",
+        f"| answered correctly (abandoned streams: first bytes seen) | {summary['ok']} "
+        f"{summary['ok_by_kind']} |",
         f"| errors explained by the flapping worker | {sum(summary['explained_errors'].values())} "
         f"{summary['explained_errors']} |",
         f"| unexplained losses | {sum(summary['unexplained_errors'].values())} "

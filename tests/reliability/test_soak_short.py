@@ -25,7 +25,10 @@ def test_a_short_soak_loses_nothing_unexplained_and_leaks_no_process(tmp_path: P
     assert summary["unexplained_errors"] == {}, summary["unexplained_examples"]
     assert summary["leaked_processes"] == []
     assert summary["ok"] + sum(summary["explained_errors"].values()) == 400
-    assert summary["ok"] > 0 and set(summary["ok_by_kind"]) == {"chat", "stream", "loop", "loop_stream"}
+    assert set(summary["ok_by_kind"]) == {"chat", "stream", "loop", "loop_stream", "abandon"}
     assert summary["flap_switches"]  # the worker did flap
     assert summary["gateway_before"]["children"] == summary["gateway_after"]["children"] == 1
+    # Streams their clients left, included: once idle the gateway holds no request and no worker call.
+    assert summary["gateway_metrics"]["http_connections_active_after_idle"] == 0
+    assert summary["gateway_metrics"]["worker_requests_active_after_idle"] == 0
     assert done.returncode == 0, done.stdout[-2000:]
