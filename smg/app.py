@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import gc
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -16,6 +17,18 @@ from smg.context import AppContext, build_context
 from smg.settings import Settings
 
 
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """While serving, the objects that exist at start-up (modules, the context: most of the heap) sit
+    in the collector's permanent generation: full collections no longer walk them on the request path
+    (they were the 80-130 ms p99 of the pass-through benchmark; docs/benchmarks.md)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def create_app(settings: Settings, *, context: AppContext | None = None) -> FastAPI:
     """Build the gateway app. Without ``context`` the app builds its own in its lifespan; with one
     (tests, the launcher) the caller owns it."""
@@ -24,11 +37,13 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if context is not None:
             app.state.context = context
-            yield
+            with _frozen_heap():
+                yield
             return
         async with build_context(settings) as ctx:
             app.state.context = ctx
-            yield
+            with _frozen_heap():
+                yield
 
     # FastAPI's own OpenTelemetry layer is off: smg makes its server span itself (--enable-trace), and
     # the layer's per-request check of the global providers costs more than the edge's whole work.
