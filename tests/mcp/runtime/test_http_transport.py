@@ -13,6 +13,7 @@ import httpx2
 import pytest
 
 from smg.mcp.http_transport import AiohttpTransport
+from tests.mcp.runtime._support import http_spec, make_pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
 WAIT = 10.0
@@ -185,3 +186,24 @@ async def test_used_only_without_a_proxy_in_the_environment(monkeypatch: pytest.
 
 def test_not_used_outside_an_asyncio_loop() -> None:
     assert not AiohttpTransport.usable()
+
+
+async def test_a_pool_session_sends_the_headers_hook_and_the_configured_headers() -> None:
+    """The server answers nothing useful (the session never comes up): its first request is enough."""
+    traceparent = "00-" + "3" * 32 + "-" + "4" * 16 + "-01"
+
+    asked = asyncio.Event()
+
+    async def refuse(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _head: bytes) -> None:
+        asked.set()
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with serve(refuse) as server:
+        spec = http_spec("rec", f"{server.url}/mcp", headers={"x-api-key": "k1"})
+        async with make_pool(headers_hook=lambda: {"traceparent": traceparent}) as pool:
+            await pool.reconcile([spec])
+            await asyncio.wait_for(asked.wait(), WAIT)
+    head = server.heads[0].decode().lower()
+    assert head.startswith("post /mcp http/1.1\r\n")
+    assert f"\r\ntraceparent: {traceparent}\r\n" in head and "\r\nx-api-key: k1\r\n" in head
