@@ -62,17 +62,20 @@ async def open_transport(
     assert spec.url is not None  # ServerSpec guarantees a URL for the HTTP transports
     headers = resolve_secrets(spec.headers, environ, server=spec.name)
     hooks = _request_hooks(headers_hook)
-    if spec.transport == "sse" and not hooks:
-        return sse_client(spec.url, headers=headers), None
     if spec.transport == "sse":
 
-        def sse_http_client(
+        def sse_http_client(  # the SDK's default client, plus the hooks and the aiohttp transport
             headers: dict[str, str] | None = None,
             timeout: httpx2.Timeout | None = None,
             auth: httpx2.Auth | None = None,
         ) -> httpx2.AsyncClient:
+            transport = AiohttpTransport() if AiohttpTransport.usable() else None
             return httpx2.AsyncClient(
-                headers=headers, timeout=timeout or _HTTP_TIMEOUT, auth=auth, event_hooks=hooks
+                headers=headers,
+                timeout=timeout or _HTTP_TIMEOUT,
+                auth=auth,
+                event_hooks=hooks,
+                transport=transport,
             )
 
         return sse_client(spec.url, headers=headers, httpx_client_factory=sse_http_client), None
