@@ -58,7 +58,6 @@ FLAP_MODES: tuple[dict[str, Any], ...] = (
     {"reset": True},
     {"status": 503},
 )
-SETTLE_SECONDS = 2.0  # idle time before reading the gateway's footprint
 KINDS = ("chat", "stream", "loop", "loop_stream", "abandon")
 WEIGHTS = (42, 33, 12, 8, 5)
 
@@ -227,10 +226,41 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _footprint(pid: int) -> dict[str, int]:
+def _tcp_sockets(pid: int, gateway_port: int) -> dict[str, int]:
+    """The process's TCP sockets: listening, accepted from clients (local port = the gateway's), and
+    opened to other processes (the workers, the HTTP MCP server)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    counts = {"listening": 0, "from_clients": 0, "outbound": 0}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[9] not in inodes:
+                    continue
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if fields[3] == "0A":  # LISTEN
+                    counts["listening"] += 1
+                elif local_port == gateway_port:
+                    counts["from_clients"] += 1
+                else:
+                    counts["outbound"] += 1
+    return counts
+
+
+def _footprint(pid: int, gateway_port: int) -> dict[str, Any]:
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return {"rss_kib": rss_kib, "fds": len(os.listdir(f"/proc/{pid}/fd")), "children": len(_children(pid))}
+    return {
+        "rss_kib": rss_kib,
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "tcp": _tcp_sockets(pid, gateway_port),
+        "children": len(_children(pid)),
+    }
 
 
 @contextlib.contextmanager
@@ -336,13 +366,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         if warm.unexplained or warm.explained:
             raise RuntimeError(f"the warm-up without faults failed: {warm.examples}")
-        time.sleep(SETTLE_SECONDS)
-        before = _footprint(gateway.pid)
+        time.sleep(args.settle_secs)
+        port = int(gw.rsplit(":", 1)[1])
+        before = _footprint(gateway.pid, port)
         gateway_children = _children(gateway.pid)
         pids.extend(gateway_children)
         tally, flaps, seconds = asyncio.run(_drive(gw, workers[0], args, requests=args.requests))
-        time.sleep(SETTLE_SECONDS)
-        after = _footprint(gateway.pid)
+        time.sleep(args.settle_secs)
+        after = _footprint(gateway.pid, port)
         counters = asyncio.run(_scrape(metrics_url))
         pids.extend(p for p in _children(gateway.pid) if p not in pids)
     deadline = time.monotonic() + 15
@@ -356,6 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "requests": args.requests,
         "concurrency": args.concurrency,
         "flap_interval_secs": args.flap_interval,
+        "settle_secs": args.settle_secs,
         "seconds": round(seconds, 1),
         "requests_per_second": round(args.requests / seconds, 1),
         "ok": total_ok,
@@ -395,6 +427,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         f"| gateway RSS before / after | {before['rss_kib'] / 1024:.1f} MiB / "
         f"{after['rss_kib'] / 1024:.1f} MiB |",
         f"| gateway open fds before / after | {before['fds']} / {after['fds']} |",
+        f"| gateway TCP sockets before / after | {before['tcp']} / {after['tcp']} |",
         f"| gateway child processes before / after | {before['children']} / {after['children']} |",
         f"| gateway worker-layer counters | {summary['gateway_metrics']} |",
         f"| processes alive after stop | {len(summary['leaked_processes'])} of "
@@ -409,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--flap-interval", type=float, default=0.5, help="seconds between fault switches")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--settle-secs",
+        type=float,
+        default=20.0,
+        help="idle time before each footprint reading; past the 15 s keep-alive of idle worker connections",
+    )
     parser.add_argument("--out", type=Path, default=Path("soak-results"))
     args = parser.parse_args(argv)
     summary = run(args)
