@@ -137,7 +137,9 @@ def render(res: dict[str, Any]) -> str:
                 _f(loop[k]["direct_ms"], 3),
                 _f(loop[k]["gateway_ms"], 3),
                 _f(loop[k]["overhead_ms"], 3),
+                _f(loop[k].get("hop_ms"), 3),
                 _f(loop[k].get("inside_ms"), 3),
+                _f(loop[k].get("client_overhead_ms"), 3),
             ]
             for k in ("http", "stdio")
             if k in loop
@@ -148,12 +150,19 @@ def render(res: dict[str, Any]) -> str:
                 "direct mcp.Client p50 ms",
                 "through the gateway p50 ms",
                 "overhead ms",
+                "admin hop alone ms",
                 "gateway's own tool-call duration ms",
+                "own duration minus direct ms",
             ],
             rows,
         )
         p, r3 = loop.get("parallel", {}), loop.get("three_rounds", {})
         lines += [
+            "",
+            "A call through the gateway here goes through the admin endpoint `POST /mcp/servers/{server}/"
+            "tools/{tool}/call`, so its overhead includes one extra HTTP hop (the \"admin hop alone\" column, a `GET /mcp/servers`, "
+            "measures that hop alone). A tool-loop call pays only the last column: the gateway's own "
+            "call time minus a direct call; the target is judged on it.",
             "",
             f"- One round of 4 parallel 100 ms `sleep` calls: {_f(p.get('four_ms'), 1)} ms; one call: "
             f"{_f(p.get('one_ms'), 1)} ms; ratio {_f(p.get('ratio'), 3, 'x')}.",

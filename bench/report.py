@@ -21,7 +21,14 @@ TARGETS: list[tuple[str, str, float, float | None, str, bool]] = [
     ("cpu_us_per_req", "gateway CPU per request (c=16)", 250, 160, "us", False),
     ("stream_rps_vs_SMG", "streaming req/s at c=16, times SMG's", 1.0, None, "x", True),
     ("rss_peak_mib", "RSS under load (peak)", 120, None, "MiB", False),
-    ("mcp_overhead_p50_ms", "MCP tool-call overhead p50 (streamable HTTP)", 1.0, None, "ms", False),
+    (
+        "mcp_overhead_p50_ms",
+        "MCP tool-call overhead p50 in the gateway over a direct call (streamable HTTP)",
+        1.0,
+        None,
+        "ms",
+        False,
+    ),
     ("parallel4_vs_one", "4 parallel 100 ms tool calls, wall time vs one call", 1.1, None, "x", False),
 ]
 
@@ -107,7 +114,9 @@ def verdicts(res: dict[str, Any], summary: dict[str, dict[str, float | None]]) -
     """The product's targets for `smg`: pass, stretch (the stretch goal met too), miss, or skipped."""
     ours = dict(summary.get("smg", {}))
     loop = res.get("toolloop") or {}
-    ours["mcp_overhead_p50_ms"] = loop.get("http", {}).get("overhead_ms")
+    # What a tool-loop call pays: the gateway's own call time over a direct mcp.Client call. The admin
+    # endpoint's extra HTTP hop (`overhead_ms`, `hop_ms`) is reported beside it, not judged.
+    ours["mcp_overhead_p50_ms"] = loop.get("http", {}).get("client_overhead_ms")
     ours["parallel4_vs_one"] = loop.get("parallel", {}).get("ratio")
     rows = []
     for key, what, goal, stretch, unit, higher in TARGETS:
