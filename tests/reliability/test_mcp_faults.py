@@ -157,6 +157,7 @@ def test_tool_loops_during_repeated_server_restarts_all_answer_and_the_server_is
     gw, mcp_url = _stack(procs, tmp_path, tool_timeout=5)
     port = int(mcp_url.rsplit(":", 1)[1].split("/")[0])
     server = procs.started[0]
+    assert _outcome(0, _loop(gw, 'CALL faults__echo {"text": "r0"}')) == "ok"  # the session is up
     answers: list[dict[str, Any]] = []
 
     def loops() -> None:
