@@ -1,5 +1,7 @@
-"""HTTP client for gateway -> worker traffic, on aiohttp (httpx's default transport is ~8x slower
-on this path; see docs/adr/0002-aiohttp-worker-client.md). Maps transport failures onto the error tree.
+"""HTTP client for gateway -> worker traffic. Chat POSTs to plain-http workers go through the lean
+`smg.workers.http1` client (docs/adr/0009-lean-worker-client.md); https workers, discovery and probes
+through aiohttp (httpx's default transport is ~8x slower; docs/adr/0002-aiohttp-worker-client.md).
+Maps transport failures onto the error tree.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from smg.errors import (
     UpstreamProtocolError,
     UpstreamTimeout,
 )
+from smg.workers.http1 import Http1Client, Http1Response
 from smg.workers.worker import Worker
 
 _URL_CACHE_SIZE = 1024
 
 
-class UpstreamResponse:
+class AiohttpResponse:
     """An open worker response: status and headers arrived, the body has not been read."""
 
     def __init__(self, resp: aiohttp.ClientResponse, worker: Worker) -> None:
@@ -44,6 +47,9 @@ class UpstreamResponse:
                 yield chunk
 
 
+UpstreamResponse = AiohttpResponse | Http1Response
+
+
 @contextmanager
 def _mapped(worker: Worker) -> Iterator[None]:
     """Translate aiohttp/asyncio failures into UpstreamError subclasses naming the worker."""
@@ -62,10 +68,29 @@ def _mapped(worker: Worker) -> Iterator[None]:
         raise UpstreamProtocolError(f"worker {url}: {type(exc).__name__}", worker=url) from exc
 
 
+def _head(worker: Worker, headers: Mapping[str, str]) -> bytes:
+    """Request header lines for `Http1Client`, the ones aiohttp would send (Host and Content-Length
+    are added there)."""
+    out = {"Accept": "*/*", "Accept-Encoding": "identity", **headers}
+    if "Content-Type" not in out and "content-type" not in out:
+        out["Content-Type"] = "application/octet-stream"
+    if worker.api_key:
+        out["Authorization"] = f"Bearer {worker.api_key}"
+    text = "".join(f"{k}: {v}\r\n" for k, v in out.items())
+    if text.count("\n") != len(out) or text.count("\r") != len(out):
+        raise ValueError("Newline or carriage return character detected in HTTP header")
+    return text.encode()
+
+
 class WorkerClient:
-    """One pooled aiohttp session for every worker. Create and close inside the running loop."""
+    """Gateway -> worker HTTP. Chat POSTs to plain-http workers go through `Http1Client`; https,
+    model discovery and health probes through one pooled aiohttp session. Create and close inside
+    the running loop."""
 
     def __init__(self, *, request_timeout_secs: float, connect_timeout_secs: float = 10.0) -> None:
+        self._http1 = Http1Client(
+            request_timeout_secs=request_timeout_secs, connect_timeout_secs=connect_timeout_secs
+        )
         # For a stream the request timeout bounds each read, otherwise the whole exchange.
         self._stream_timeout = aiohttp.ClientTimeout(
             sock_connect=connect_timeout_secs, sock_read=request_timeout_secs
@@ -88,6 +113,7 @@ class WorkerClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._http1.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -109,18 +135,22 @@ class WorkerClient:
     @asynccontextmanager
     async def post(
         self, worker: Worker, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool
-    ) -> AsyncIterator[UpstreamResponse]:
+    ) -> AsyncIterator[AiohttpResponse | Http1Response]:
         """POST ``body`` to the worker; yields once the status line and headers arrived.
 
         For a stream the request timeout bounds each read, otherwise the whole exchange.
         Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError.
         """
+        if worker.url.startswith("http://"):
+            async with self._http1.post(worker, path, body, _head(worker, headers), stream=stream) as r:
+                yield r
+            return
         timeout = self._stream_timeout if stream else self._whole_timeout
         with _mapped(worker):
             async with self.session.post(
                 self._url(worker.url, path), data=body, headers=self._auth(worker, headers), timeout=timeout
             ) as resp:
-                yield UpstreamResponse(resp, worker)
+                yield AiohttpResponse(resp, worker)
 
     def _url(self, base: str, path: str) -> URL:
         """The parsed URL, cached: parsing it again costs more than a dict lookup on every request."""
