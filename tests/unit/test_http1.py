@@ -210,3 +210,27 @@ async def test_idle_connections_are_closed_after_the_keep_alive_time(monkeypatch
         async with asyncio.timeout(5):
             await ended.wait()
         assert not c._open  # the sweep forgot it before closing it
+
+
+async def test_a_large_body_read_slowly_arrives_whole() -> None:
+    piece = b"x" * 65536
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await _read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(32):  # 2 MiB: past the read buffer's limit, so reading pauses and resumes
+                writer.write(b"10000\r\n" + piece + b"\r\n")
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    async with raw_server(handler) as (url, conns), client() as c, asyncio.timeout(10):
+        for _ in range(2):
+            got = 0
+            async with c.post(_worker(url), "/x", BODY, HEAD, stream=True) as r:
+                async for chunk in r.iter_chunks():
+                    got += len(chunk)
+                    await asyncio.sleep(0.001)
+            assert got == 32 * 65536
+        assert len(conns) == 1
