@@ -1,9 +1,6 @@
-"""A lean HTTP/1.1 client for gateway -> worker POSTs over plain http: asyncio protocols and httptools,
-keep-alive connections pooled per worker origin. About a third of aiohttp's CPU per request on the
-pass-through path (docs/adr/0009-lean-worker-client.md). Errors map as `smg.workers.client` maps
-aiohttp's: cannot connect or the connection closed before the status line -> UpstreamConnectError,
-a broken status line, headers or body -> UpstreamProtocolError, a timeout -> UpstreamTimeout.
-"""
+"""A lean HTTP/1.1 client for gateway -> worker POSTs over plain http: asyncio protocols, httptools,
+keep-alive connections pooled per worker origin (docs/adr/0009-lean-worker-client.md). Errors map as
+aiohttp's do in `smg.workers.client`."""
 
 from __future__ import annotations
 
@@ -54,16 +51,17 @@ class _Conn(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamProtocolError(f"invalid HTTP response: {exc}"))
+            if not self.done:  # garbage after a complete answer only ends the connection
+                self.error = self.error or UpstreamProtocolError(f"invalid HTTP response: {exc}")
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.headers_done and not self.sized and not self.done and self.error is None:
             self.done = True  # the body ends with the connection
-        elif not self.done:
+        elif not self.done and self.error is None:
             cls = UpstreamProtocolError if self.headers_done else UpstreamConnectError
-            self._fail(cls("the connection closed before the response was complete"))
+            self.error = cls("the connection closed before the response was complete")
         self._wake()
 
     # httptools callbacks
@@ -91,10 +89,6 @@ class _Conn(asyncio.Protocol):
         self.done = True
         self._wake()
 
-    def _fail(self, error: UpstreamError) -> None:
-        if self.error is None and not self.done:
-            self.error = error
-
     def _wake(self) -> None:
         w = self.waiter
         if w is not None and not w.done():
@@ -114,10 +108,6 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-
-    @property
-    def reusable(self) -> bool:
-        return self.done and self.error is None and not self.closed and self.keep_alive
 
 
 def _expire(w: asyncio.Future[None]) -> None:
@@ -223,7 +213,8 @@ class Http1Client:
 
     def _release(self, base: str, conn: _Conn) -> None:
         idle = self._idle.setdefault(base, deque())
-        if conn.reusable and len(idle) < self._max_idle:
+        reusable = conn.done and conn.error is None and not conn.closed and conn.keep_alive
+        if reusable and len(idle) < self._max_idle:
             conn.idle_since = conn.loop.time()
             idle.append(conn)
             if self._sweeper is None:
