@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from smg import __version__
-from smg.api import admin, chat, health, mcp_admin, models
+from smg.api import admin, chat, health, mcp_admin, models, openapi
 from smg.api.errors import install_error_handlers
 from smg.api.middleware import EdgeMiddleware
 from smg.context import AppContext, build_context
@@ -63,5 +63,6 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         if isinstance(route, APIRoute)
     ]
     install_error_handlers(app)
+    openapi.install(app)
     app.add_middleware(EdgeMiddleware, shortcuts={("POST", chat.CHAT_ROUTE): chat.serve_chat})
     return app

@@ -1,6 +1,8 @@
 """schemathesis against the gateway's own OpenAPI document, in-process over ASGI, with a scripted worker
-process behind it: no request generated from the schema (valid or not) gets a 5xx, and every rejection
-is an OpenAI-shaped error whose code is one of the documented ones, repeated in X-SMG-Error-Code."""
+process behind it: no request generated from the schema (valid or not) gets a 5xx, every rejection is
+an OpenAI-shaped error whose code is one of the documented ones, repeated in X-SMG-Error-Code, and every
+response's status and body conform to the document (its errors are the gateway's own shape,
+`smg.api.openapi`)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
-from schemathesis.checks import CheckContext, not_a_server_error
+from schemathesis.checks import (
+    CheckContext,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.core.transport import Response
 
 import smg.errors
@@ -108,5 +115,11 @@ def test_no_generated_request_gets_a_5xx_and_every_rejection_is_openai_shaped(ca
         _aim_at_the_worker(case.body)
     key = DATA_KEY if case.path.startswith("/v1/") else ADMIN_KEY
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {key}"}, checks=[not_a_server_error, openai_shaped_rejection]
+        headers={"Authorization": f"Bearer {key}"},
+        checks=[
+            not_a_server_error,
+            openai_shaped_rejection,
+            status_code_conformance,
+            response_schema_conformance,
+        ],
     )
