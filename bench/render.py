@@ -160,7 +160,8 @@ def render(res: dict[str, Any]) -> str:
         lines += [
             "",
             "A call through the gateway here goes through the admin endpoint `POST /mcp/servers/{server}/"
-            "tools/{tool}/call`, so its overhead includes one extra HTTP hop (the \"admin hop alone\" column, a `GET /mcp/servers`, "
+            'tools/{tool}/call`, so its overhead includes one extra HTTP hop (the "admin hop alone" '
+            "column, a `GET /mcp/servers`, "
             "measures that hop alone). A tool-loop call pays only the last column: the gateway's own "
             "call time minus a direct call; the target is judged on it.",
             "",
