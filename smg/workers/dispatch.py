@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from smg.errors import NoAvailableWorkers, UpstreamError, UpstreamStatusError
+from smg.errors import NoAvailableWorkers, UpstreamError, UpstreamProtocolError, UpstreamStatusError
 from smg.settings import RetrySettings
 from smg.workers.client import UpstreamResponse, WorkerClient
 from smg.workers.hooks import WorkerObserver
@@ -184,6 +184,13 @@ class Dispatcher:
                     data = await resp.read()
                     raise UpstreamStatusError(
                         resp.status, data, content_type=resp.content_type, worker=worker.url
+                    )
+                media_type = resp.content_type.partition(";")[0].strip().lower()
+                if media_type != "text/event-stream":  # e.g. a worker that ignored "stream": true
+                    raise UpstreamProtocolError(
+                        f"worker answered a stream request with {media_type or 'no content type'}, "
+                        "not text/event-stream",
+                        worker=worker.url,
                     )
             except UpstreamError as exc:
                 await stack.aclose()

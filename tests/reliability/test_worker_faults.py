@@ -217,7 +217,7 @@ def test_a_worker_frozen_mid_stream_ends_that_stream_with_an_error_event_and_don
 GARBAGE = [b"this is not JSON", b'{"choices": "nope"}', b'{"choices": [1]}', b'{"choices": [{}]}', b"[]"]
 
 
-def test_a_worker_answering_garbage_fails_a_tool_loop_with_502_and_never_a_500(
+def test_a_worker_answering_garbage_fails_a_tool_loop_and_a_stream_with_502_and_never_a_500(
     procs: Procs, tmp_path: Path
 ) -> None:
     garbage = spawn([sys.executable, str(Path(__file__).with_name("garbage_worker.py"))])
@@ -237,6 +237,10 @@ def test_a_worker_answering_garbage_fails_a_tool_loop_with_502_and_never_a_500(
         # Without MCP tools the reply is forwarded byte for byte; in a tool loop the gateway reads it.
         passed = httpx.post(gw.url + CHAT, json=chat("hi"), timeout=30)
         assert (passed.status_code, passed.content) == (200, body)
+        # A stream request answered with a JSON reply is refused before the client gets a byte.
+        streamed = httpx.post(gw.url + CHAT, json=chat("hi", stream=True), timeout=30)
+        assert streamed.status_code == 502, streamed.text
+        assert streamed.json()["error"]["code"] == "upstream_protocol_error"
         resp = poll(lambda: _tool_loop_answer(gw.url, loop), timeout=30)
         assert resp.status_code == 502, (body, resp.text)
         assert resp.json()["error"]["code"] == "upstream_protocol_error"
