@@ -127,6 +127,14 @@ def render(res: dict[str, Any]) -> str:
                 f"{_f(b['cpu_us_per_req'])} vs {_f(a['cpu_us_per_req'])} us/req; the sink received "
                 f"{res.get('trace_spans_received', 0):,} spans.",
             ]
+        off = res.get("tracing_off")
+        if off and s.get("smg", {}).get("cpu_us_per_req"):
+            share = off["added_ns"] / 1000 / s["smg"]["cpu_us_per_req"]
+            lines += [
+                "",
+                f"Tracing off: the no-op tracing hooks of one request cost {off['added_ns']:.0f} ns "
+                f"(`python -m bench.hooks`), {share:.2%} of smg's CPU per request.",
+            ]
         lines.append("")
     loop = res.get("toolloop")
     if loop:

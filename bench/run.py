@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import report, toolloop
+from bench import hooks, report, toolloop
 from bench.fastworker import READY_PREFIX
 from bench.load import CHAT_LUA, STREAM_LUA, ensure_wrk, run_wrk, ttfb_ms
 from bench.otlpsink import OtlpSink
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     if proc is not None:
                         stop_proc(proc)
             res["trace_spans_received"] = sink.spans
+    res["tracing_off"] = hooks.tracing_off_ns(n=20_000 if a.smoke else 200_000)
     if not a.no_toolloop:
         try:
             res["toolloop"] = toolloop.measure(smoke=a.smoke, gw_core=gw_core, logdir=logdir)

@@ -26,6 +26,8 @@ class HttpObserver(Protocol):
 
 
 class ServerSpan(Protocol):
+    recording: bool  # False for the no-op span of tracing off
+
     def set(self, key: str, value: str | int) -> None: ...
     def rename(self, name: str) -> None: ...
     def fail(self, error_type: str) -> None: ...
@@ -141,6 +143,8 @@ def _new_request_id() -> bytes:
 
 
 def _end_server_span(span: ServerSpan, method: str, route: str, outcome: dict[str, Any]) -> None:
+    if not span.recording:  # tracing off: no attribute work
+        return
     span.rename(f"{method} {route}")
     span.set("http.route", route)
     span.set("url.path", route)  # the template, as the metrics label it: raw paths may carry ids
