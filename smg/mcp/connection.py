@@ -50,6 +50,7 @@ _SUBSCRIBE_WAIT_SECS = 5.0
 
 
 _DOWN_WAIT_SECS = 1.0  # how long a request waits for a server that is known to be down
+_SESSION_GONE = "the server ended the MCP session (HTTP 404)"
 
 
 class ServerConnection:
@@ -94,6 +95,7 @@ class ServerConnection:
         self._sessions = 0
         self._last_error: str | None = None
         self._pipe: StderrPipe | None = None
+        self._gone = anyio.Event()  # set once the server answers 404 to a request of the current session
 
     @property
     def name(self) -> str:
@@ -150,11 +152,23 @@ class ServerConnection:
     async def _session_once(self) -> bool:
         """One session from connect to loss; True when it got established."""
         self._wake = anyio.Event()
+        self._gone = gone = anyio.Event()
+        stream_gone = anyio.Event()
+
+        def on_session_gone(method: str) -> None:
+            gone.set()
+            if method == "GET":  # the notification stream, which no caller is waiting on
+                stream_gone.set()
+
         established = False
         try:
             async with AsyncExitStack() as stack:
                 transport, pipe = await open_transport(
-                    self.spec, self._environ, stack, headers_hook=self._headers_hook
+                    self.spec,
+                    self._environ,
+                    stack,
+                    headers_hook=self._headers_hook,
+                    on_session_gone=on_session_gone,
                 )
                 self._pipe = pipe
                 client = Client(transport, cache=None, message_handler=self._on_message)
@@ -164,14 +178,16 @@ class ServerConnection:
                         if pipe is not None:
                             pipe.spawned()
                         established = True
-                        await self._serve(client, pipe.exited if pipe is not None else None)
+                        await self._serve(client, pipe.exited if pipe is not None else None, stream_gone)
                 if deadline.cancelled_caught:
                     self._failed(f"no MCP session within {self._connect_timeout:g} s")
         except Exception as exc:  # noqa: BLE001  # any failure of a session (SDK, transport, config) means reconnect; the owner must not die
             self._failed(describe(exc))
         return established
 
-    async def _serve(self, client: Client, child_exited: anyio.Event | None) -> None:
+    async def _serve(
+        self, client: Client, child_exited: anyio.Event | None, stream_gone: anyio.Event
+    ) -> None:
         self._sessions += 1
         if self._sessions > 1:
             notify(self._observer.on_reconnect, self.name)
@@ -187,6 +203,7 @@ class ServerConnection:
                 )
                 if child_exited is not None:
                     tg.start_soon(self._watch_child, client, child_exited)
+                tg.start_soon(self._watch_gone, client, stream_gone)
                 # Lend the session only once list_changed events can reach us, so none is missed.
                 with anyio.move_on_after(_SUBSCRIBE_WAIT_SECS):
                     await subscribed.wait()
@@ -207,10 +224,19 @@ class ServerConnection:
             except FAILURES as exc:
                 reason = self._safe(describe(exc))
                 logger.warning("MCP server %s: refreshing the tool list failed: %s", self.name, reason)
+                if self._gone.is_set():
+                    self._lose(client, _SESSION_GONE)
 
     async def _watch_child(self, client: Client, exited: anyio.Event) -> None:
         await exited.wait()  # stderr EOF: the child is gone, even if no request noticed yet
         self._lose(client, "the stdio server process exited")
+
+    async def _watch_gone(self, client: Client, stream_gone: anyio.Event) -> None:
+        # Only a 404 to the notification stream's GET ends the session from here: a caller whose
+        # request met a 404 ends it itself, once its request is resolved (ending it earlier would fail
+        # that request as "connection closed", hiding that the server never ran it).
+        await stream_gone.wait()
+        self._lose(client, _SESSION_GONE)
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, ToolListChangedNotification):
@@ -223,7 +249,7 @@ class ServerConnection:
             try:
                 await self._refresh(client, force=refresh, reason="request" if refresh else None)
             except FAILURES as exc:
-                if session_lost(exc):
+                if session_lost(exc) or self._gone.is_set():
                     self._lose(client, describe(exc))
                 raise McpServerUnavailable(self.name, self._safe(describe(exc))) from None
         return list(self._tools.tools or ())
@@ -234,9 +260,9 @@ class ServerConnection:
         if not self._breaker.allows():
             text = f"the circuit breaker of MCP server {self.name!r} is open"
             return self._finish(tool, "breaker_open", text, start, attempts=0)
-        status, text, sent = await self._attempt(tool, arguments)
+        status, text, replay = await self._attempt(tool, arguments)
         attempts = 1
-        if status == "unavailable" and sent and self._tools.retry_safe(tool) and not self._closing:
+        if replay and not self._closing:
             attempts = 2
             status, text, _ = await self._attempt(tool, arguments)
         before = self._breaker.state.label
@@ -249,16 +275,24 @@ class ServerConnection:
         return self._finish(tool, status, text, start, attempts=attempts)
 
     async def _attempt(self, tool: str, arguments: dict[str, Any]) -> tuple[ToolStatus, str, bool]:
-        """(status, text, whether the request may have reached the server)."""
+        """(status, text, whether one more attempt is safe and may help)."""
         timeout = self.spec.timeout_for(tool)
         try:
             client = await self._ready(min(timeout, self._ready_timeout))
         except McpServerUnavailable as exc:
             return "unavailable", exc.message, False
+        gone = self._gone  # the event of ``client``'s session: no await since `_ready` returned it
         end = await send_call(self.name, client, tool, arguments, timeout_secs=timeout)
+        if gone.is_set() and end.status == "error":
+            # The server refused the call with a 404 for the session: it never ran, so any tool may
+            # be sent again, once the owner has opened a new session.
+            self._lose(client, _SESSION_GONE)
+            text = f"MCP server {self.name!r} had ended the session; the call was not run"
+            return "unavailable", text, True
         if end.session_lost is not None:
             self._lose(client, end.session_lost)
-        return end.status, self._safe(end.text), True
+        replay = end.status == "unavailable" and self._tools.retry_safe(tool)
+        return end.status, self._safe(end.text), replay
 
     async def _ready(self, wait: float) -> Client:
         """The open session, waiting at most ``wait`` seconds for one (at most `_DOWN_WAIT_SECS` once a

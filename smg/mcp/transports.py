@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx2
 from mcp.client import Transport
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
+from mcp.client.streamable_http import MCP_SESSION_ID, streamable_http_client
 
 from smg.mcp.config import ServerSpec, resolve_secrets
 from smg.mcp.hooks import HeadersHook
@@ -23,6 +24,7 @@ logger = logging.getLogger("smg.mcp")
 _HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 
 RequestHook = Callable[[httpx2.Request], Awaitable[None]]
+ResponseHook = Callable[[httpx2.Response], Awaitable[None]]
 
 
 def _request_hooks(headers_hook: HeadersHook | None) -> dict[str, list[RequestHook]]:
@@ -44,16 +46,30 @@ def _request_hooks(headers_hook: HeadersHook | None) -> dict[str, list[RequestHo
     return {"request": [add_headers]}
 
 
+def _session_gone_hook(on_session_gone: Callable[[str], None]) -> ResponseHook:
+    """A response hook calling ``on_session_gone(method)`` on a 404 to an HTTP ``method`` request that
+    carried a session ID: the server ended that session and the client must open a new one (streamable
+    HTTP, 2025-11-25). The SDK reports such a 404 only as a JSON-RPC error whose code varies by server."""
+
+    async def check(response: httpx2.Response) -> None:
+        if response.status_code == 404 and MCP_SESSION_ID in response.request.headers:
+            on_session_gone(response.request.method)
+
+    return check
+
+
 async def open_transport(
     spec: ServerSpec,
     environ: Mapping[str, str],
     stack: AsyncExitStack,
     *,
     headers_hook: HeadersHook | None = None,
+    on_session_gone: Callable[[str], None] | None = None,
 ) -> tuple[Transport, StderrPipe | None]:
     """The transport of ``spec`` (not yet entered) and, for stdio, the pipe that receives the child's
     stderr. Resources are pushed onto ``stack``. ``headers_hook`` adds headers to every HTTP request
-    (ignored for stdio). Raises UnresolvedSecret."""
+    (ignored for stdio); ``on_session_gone`` is called with the HTTP method when a streamable-HTTP
+    server answers 404 to a request of the session. Raises UnresolvedSecret."""
     if spec.transport == "stdio":
         params = stdio_parameters(spec, environ)
         pipe = await stack.enter_async_context(StderrPipe(spec.name))
@@ -82,7 +98,10 @@ async def open_transport(
     # streamable_http_client leaves a client it is given open: the stack closes it after the session.
     # Its connections are aiohttp's (cheaper per call than httpcore2's) when the loop is asyncio.
     transport = AiohttpTransport() if AiohttpTransport.usable() else None
+    all_hooks: dict[str, list[Any]] = dict(hooks)
+    if on_session_gone is not None:
+        all_hooks["response"] = [_session_gone_hook(on_session_gone)]
     http = await stack.enter_async_context(
-        httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT, event_hooks=hooks, transport=transport)
+        httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT, event_hooks=all_hooks, transport=transport)
     )
     return streamable_http_client(spec.url, http_client=http), None
