@@ -100,7 +100,7 @@ def test_verdicts_compare_smg_with_direct_and_the_rust_gateway() -> None:
             "SMG": _run(4_000, 0.2, 100),
             "litellm": {"status": "skipped", "reason": "not installed"},
         },
-        "toolloop": {"http": {"overhead_ms": 2.0}, "parallel": {"ratio": 1.05}},
+        "toolloop": {"http": {"overhead_ms": 2.0, "client_overhead_ms": 1.5}, "parallel": {"ratio": 1.05}},
     }
     empty = {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "requests": 0, "seconds": 1.0, "errors": 0}
     res["targets"]["smg"]["runs"]["c1"].append(empty)  # a run in which nothing completed is left out

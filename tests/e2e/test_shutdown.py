@@ -73,9 +73,11 @@ class _Stream:
 
 
 def _refused(url: str) -> bool:
+    """True once a new request is not served: its connection is refused, or (a connection the kernel
+    accepted into the backlog just before the listening socket closed) dropped without an answer."""
     try:
         httpx.get(f"{url}/health", timeout=2)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.RemoteProtocolError):
         return True
     return False
 
