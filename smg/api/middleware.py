@@ -3,6 +3,7 @@ admission, in that order. The admission permit is held until the response is ful
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from smg.api.auth import DATA, KeyAuth, plane_of
 from smg.api.errors import error_response
 from smg.errors import InvalidRequest, PayloadTooLarge, SmgError
 
+log = logging.getLogger("smg.api")
 _REQUEST_ID = b"x-request-id"
 _ERROR_CODE = b"x-smg-error-code"
 
@@ -100,6 +102,13 @@ class EdgeMiddleware:
                 if outcome["started"]:
                     raise
                 await error_response(err)(scope, receive, send_with_id)
+            except Exception:
+                if outcome["started"]:
+                    raise
+                # Rendered here rather than by the framework's outermost handler, so the answer
+                # carries the request id and the metrics see its code.
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                await error_response(SmgError("internal error"))(scope, receive, send_with_id)
             finally:
                 route = scope["path"] if shortcut is not None else _route_template(scope)
                 edge.http_observer.on_end(

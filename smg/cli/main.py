@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"smg: error: {exc.message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left early (`smg mcp list --json | head`): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush is quiet
+        return 1
 
 
 if __name__ == "__main__":

@@ -189,3 +189,22 @@ def test_without_target_flags_the_default_registry_is_used(tmp_path: Path) -> No
     )
     listed = ok(smg("list", "--json", env={"XDG_STATE_HOME": str(tmp_path)}))
     assert [s["name"] for s in json.loads(listed.stdout)["servers"]] == ["calc"]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(registry: Path) -> None:
+    """`smg mcp list --json | head -c0`: stdout's reader is gone before anything is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "smg", "mcp", "list", "--json", "--registry", str(registry)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1
