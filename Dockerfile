@@ -9,10 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY smg ./smg
 COPY mcp_servers ./mcp_servers
-RUN pip install . && rm -rf /src
+RUN pip install -c constraints.txt . && rm -rf /src
 
 RUN useradd --create-home --uid 10001 smg \
     && mkdir -p /data /home/smg/.local/state \

@@ -18,17 +18,21 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from smg.mcp.types import ToolStatus
 from smg.mcp.yaml_config import parse_mcp_config
 from smg.observability.metrics import Metrics
+from smg.observability.observers import HTTP_METHODS, tool_result
+from smg.routing.budgets import StopReason
 from smg.settings import parse_settings
 from smg.testing.processes import running
 from smg.testing.worker import READY_PREFIX as WORKER_READY
+from tests.e2e.test_prometheus_recipes import doc_recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"
@@ -36,8 +40,6 @@ PROMETHEUS = COMPOSE / "prometheus"
 DASHBOARD = COMPOSE / "grafana" / "dashboards" / "smg.json"
 COMPOSE_FILE = COMPOSE / "docker-compose.yml"
 
-# Series the dashboard and alerts use although smg does not expose their family yet (docs/compose.md).
-COMING_LATER = frozenset({"smg_router_ttft_seconds_bucket", "smg_router_tokens_total"})
 
 SEED_ALERTS = {
     "SMGHighErrorRate",
@@ -115,9 +117,9 @@ def _exposed_series() -> set[str]:
     names: set[str] = set()
     for family in Metrics().registry.collect():
         if family.type == "counter":
-            names |= {f"{family.name}_total", f"{family.name}_created"}
+            names.add(f"{family.name}_total")
         elif family.type == "histogram":
-            names |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count", "created")}
+            names |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count")}
         else:
             names.add(family.name)
     return names
@@ -257,6 +259,49 @@ def test_real_prometheus_scrapes_a_real_gateway_with_the_shipped_config_and_aler
                 proc.wait(timeout=10)
 
 
+# --- Label values ---------------------------------------------------------------------------------
+
+# The values smg can give its closed-set labels (docs/monitoring.md), by (series, label).
+EMITTED = {
+    ("smg_mcp_tool_calls_total", "result"): {tool_result(s) for s in get_args(ToolStatus)},
+    ("smg_mcp_tool_calls_total", "outcome"): set(get_args(ToolStatus)),
+    ("smg_http_rate_limit_total", "decision"): {"allowed", "rejected"},
+    ("smg_router_tokens_total", "type"): {"input", "output"},
+    ("smg_mcp_loop_stops_total", "reason"): set(get_args(StopReason)),
+    ("smg_http_requests_total", "method"): set(HTTP_METHODS) | {"other"},
+}
+_SELECTOR = re.compile(r"\b(smg_[a-z0-9_]+)\{([^}]*)\}")
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+
+
+def _matched_values(expr: str) -> Iterator[tuple[str, str, str, str]]:
+    """(series, label, operator, value) of every label matcher in ``expr``; a regex matcher made of
+    plain alternatives (``a|b``) yields each alternative."""
+    for series, matchers in _SELECTOR.findall(expr):
+        for label, op, value in _MATCHER.findall(matchers):
+            if op in ("=~", "!~") and re.fullmatch(r"[\w|]+", value):
+                for alternative in value.split("|"):
+                    yield series, label, op, alternative
+            elif op in ("=", "!="):
+                yield series, label, op, value
+
+
+def test_dashboard_alerts_their_tests_and_doc_recipes_match_only_label_values_smg_emits() -> None:
+    tests = _yaml(PROMETHEUS / "alerts_test.yml")["tests"]
+    exprs = _dashboard_exprs() + [rule["expr"] for rule in _alert_rules()] + doc_recipes()
+    exprs += [series["series"] for test in tests for series in test["input_series"]]
+    checked: set[tuple[str, str]] = set()
+    for series, label, op, value in (m for e in exprs for m in _matched_values(e)):
+        if label == "status_code" and op in ("=", "!="):
+            assert re.fullmatch(r"[1-5]\d\d", value), (series, value)
+        allowed = EMITTED.get((series, label))
+        if allowed is not None:
+            assert value in allowed, f'{series}{{{label}{op}"{value}"}}: smg emits {sorted(allowed)}'
+            checked.add((series, label))
+    # The matchers that motivated this test are among those checked.
+    assert {("smg_mcp_tool_calls_total", "result"), ("smg_http_rate_limit_total", "decision")} <= checked
+
+
 # --- Grafana dashboard ----------------------------------------------------------------------------
 
 
@@ -299,7 +344,7 @@ def test_dashboard_has_the_seed_panels_and_the_worker_and_tool_loop_rows() -> No
         "smg_worker_requests_active",
         "smg_worker_retries_total",
         "sum by (server, tool_name) (rate(smg_mcp_tool_calls_total",
-        'result!="ok"',
+        'result="error"',
         "histogram_quantile(0.95, sum by (server, tool_name, le) (rate(smg_mcp_tool_duration_seconds_bucket",
         "rate(smg_mcp_tool_iterations_total[$__rate_interval])) / sum(rate(smg_mcp_loop_stops_total",
         "sum by (reason) (rate(smg_mcp_loop_stops_total",
@@ -318,17 +363,13 @@ def test_every_dashboard_expression_parses_in_promtool(tmp_path: Path) -> None:
     assert f"{len(exprs)} rules found" in out
 
 
-def test_dashboard_and_alerts_only_use_series_smg_exposes_or_documents_as_coming_later() -> None:
+def test_dashboard_and_alerts_only_use_series_smg_exposes() -> None:
     exposed = _exposed_series()
     assert "smg_http_requests_total" in exposed and "smg_mcp_tool_duration_seconds_bucket" in exposed
     exprs = _dashboard_exprs() + [rule["expr"] for rule in _alert_rules()]
     used = set().union(*(_smg_names(e) for e in exprs))
-    unknown = used - exposed - COMING_LATER
-    assert not unknown, f"not exposed by smg and not listed as coming later: {sorted(unknown)}"
-    docs = (ROOT / "docs/compose.md").read_text(encoding="utf-8")
-    for name in COMING_LATER - exposed:
-        family = re.sub(r"_(bucket|total)$", "", name)
-        assert family in docs, f"docs/compose.md must say {family} comes later"
+    unknown = used - exposed
+    assert not unknown, f"not exposed by smg: {sorted(unknown)}"
 
 
 def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() -> None:
@@ -466,7 +507,8 @@ def test_dockerfile_runs_smg_as_a_non_root_user() -> None:
     users = [ln.split()[1] for ln in instructions if ln.startswith("USER ")]
     assert users and users[-1] not in {"root", "0"}
     assert 'ENTRYPOINT ["smg"]' in instructions
-    assert any(ln.startswith("RUN pip install .") for ln in instructions)
+    # The image installs the versions the suite was proven with, as the README's commands do.
+    assert any(ln.startswith("RUN pip install -c constraints.txt .") for ln in instructions)
 
 
 def test_the_dockerfile_copy_set_builds_a_package_with_gateway_worker_and_mcp_servers(tmp_path: Path) -> None:
