@@ -64,7 +64,7 @@ def run_cli(
         OSError: if the HTTP socket cannot be bound.
     """
     parser = argparse.ArgumentParser(
-        prog=f"python -m mcp_servers.{name}", description=f"Example MCP server: {name}"
+        prog=f"python -m mcp_servers.{name}", description=f"Example MCP server: {name}", allow_abbrev=False
     )
     parser.add_argument("--transport", choices=("stdio", "streamable-http", "sse"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")

@@ -13,7 +13,7 @@ from smg import __version__
 from smg.api import admin, chat, health, mcp_admin, models, openapi
 from smg.api.errors import install_error_handlers
 from smg.api.middleware import EdgeMiddleware
-from smg.context import AppContext, build_context
+from smg.context import AppContext, build_context, instrument_app
 from smg.settings import Settings
 
 
@@ -31,7 +31,8 @@ def _frozen_heap() -> Iterator[None]:
 
 def create_app(settings: Settings, *, context: AppContext | None = None) -> FastAPI:
     """Build the gateway app. Without ``context`` the app builds its own in its lifespan; with one
-    (tests, the launcher) the caller owns it."""
+    (tests, the launcher) the caller owns it. When tracing is on (``context.tracing``, or
+    ``--enable-trace`` without a context) the app gets the server-span instrumentation."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,13 +41,18 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
             with _frozen_heap():
                 yield
             return
-        async with build_context(settings) as ctx:
-            app.state.context = ctx
-            with _frozen_heap():
-                yield
+        try:
+            async with build_context(settings, tracer_provider=provider) as ctx:
+                app.state.context = ctx
+                with _frozen_heap():
+                    yield
+        finally:
+            if provider is not None:
+                provider.shutdown()
 
-    # FastAPI's own OpenTelemetry layer is off: smg makes its server span itself (--enable-trace), and
-    # the layer's per-request check of the global providers costs more than the edge's whole work.
+    # FastAPI's own OpenTelemetry layer stays off: the server span comes from
+    # opentelemetry-instrumentation-fastapi (below), and that layer's per-request check of the global
+    # providers would cost more than the edge's whole work even with tracing off.
     app = FastAPI(
         title="smg",
         version=__version__,
@@ -65,4 +71,7 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     install_error_handlers(app)
     openapi.install(app)
     app.add_middleware(EdgeMiddleware, shortcuts={("POST", chat.CHAT_ROUTE): chat.serve_chat})
+    # Now, not in the lifespan: the instrumentation is part of the middleware stack, which is built at
+    # the first ASGI event. The lifespan above uses (and shuts down) the provider built here.
+    provider = instrument_app(app, settings, context)
     return app

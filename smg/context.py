@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
@@ -30,13 +30,9 @@ from smg.observability.observers import (
     StorageMetrics,
     WorkerMetrics,
 )
-from smg.observability.tracing import (
-    NullTracing,
-    TracerProviderLike,
-    Tracing,
-    configure_tracing,
-    make_tracing,
-)
+from smg.observability.tracing import NullTracing, TracerProviderLike, Tracing, make_tracing
+from smg.observability.tracing_setup import OwnedTracerProvider, configure_tracing
+from smg.observability.tracing_setup import instrument_app as _instrument_app
 from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
@@ -49,6 +45,9 @@ from smg.workers.policies import make_policy
 from smg.workers.pool import WorkerPool
 from smg.workers.retry import Sleep
 from smg.workers.worker import WorkerRegistry
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 T = TypeVar("T")
 _PROBE_TIMEOUT_SECS = 30.0
@@ -79,6 +78,21 @@ class AppContext:
     @property
     def registry(self) -> WorkerRegistry:
         return self.pool.registry
+
+
+def instrument_app(
+    app: FastAPI, settings: Settings, context: AppContext | None
+) -> OwnedTracerProvider | None:
+    """Give ``app`` the server-span instrumentation when tracing is on (`smg.observability.tracing_setup`),
+    before it serves: with ``context``, as its tracing says; without, as ``settings`` say, and then the
+    tracer provider is built now and returned, for the app's lifespan to pass to `build_context` and
+    shut down (None when tracing is off, or the context owns it)."""
+    if context is not None:
+        _instrument_app(app, context.tracing)
+        return None
+    provider = configure_tracing(settings.trace)
+    _instrument_app(app, make_tracing(provider))
+    return provider
 
 
 @contextlib.asynccontextmanager
@@ -135,6 +149,8 @@ async def build_context(
             WorkerClient(request_timeout_secs=settings.workers.request_timeout_secs)
         )
         registry = WorkerRegistry()
+        # A model label value is a name some registered worker serves, never just what a client sent.
+        metrics.model_label.served_by(lambda model: any(w.serves(model) for w in registry))
         pool = WorkerPool(
             registry,
             client,

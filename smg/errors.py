@@ -4,6 +4,8 @@
     +-- ConfigError                   -       (start-up only; never an HTTP response)
     +-- InvalidRequest                400     invalid_request
     |   +-- InvalidJson               400     invalid_json
+    |   +-- (smg.protocol) TooManyMessages, TooManyTools, DuplicateJsonKey
+    |                                 400     too_many_messages, too_many_tools, duplicate_json_key
     +-- AuthenticationError           401     invalid_api_key
     +-- PermissionDenied              403     forbidden
     +-- NotFound                      404     (base for the next three)
@@ -13,6 +15,7 @@
     +-- MethodNotAllowed              405     method_not_allowed
     +-- Conflict                      409     (e.g. worker_exists)
     +-- PayloadTooLarge               413     payload_too_large
+    +-- RequestHeadTooLarge           431     request_header_too_large  (written by the HTTP protocol)
     +-- AdmissionQueueFull            429     admission_queue_full  (+ Retry-After)
     +-- UpstreamError                 5xx     (base: something between us and a worker failed)
     |   +-- UpstreamConnectError      502     upstream_unavailable
@@ -118,6 +121,15 @@ class WorkerExists(Conflict):
 class PayloadTooLarge(SmgError):
     status = 413
     code = "payload_too_large"
+    type = "invalid_request_error"
+
+
+class RequestHeadTooLarge(SmgError):
+    """431 ``request_header_too_large``: the request line and headers exceed ``--max-request-head-bytes``.
+    Answered by the HTTP protocol (`smg.api.http_server`) before the application sees the request."""
+
+    status = 431
+    code = "request_header_too_large"
     type = "invalid_request_error"
 
 

@@ -2,14 +2,17 @@
 
 The hot path parses the body once with orjson and validates only the fields the gateway acts on;
 everything else is forwarded byte for byte (the original body is what the worker receives, but for the
-usage request added to streams: `smg.routing.metering`).
+usage request added to streams: `smg.routing.metering`). A body naming a key twice in one object, at any
+depth, is refused: the gateway and a worker could read different values of it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import jiter
 import orjson
 
 from smg.errors import InvalidJson, InvalidRequest, SmgError
@@ -51,6 +54,64 @@ class TooManyTools(InvalidRequest):
     code = "too_many_tools"
 
 
+class DuplicateJsonKey(InvalidRequest):
+    """400 ``duplicate_json_key``: an object of the body names a key twice (``param``: the key)."""
+
+    code = "duplicate_json_key"
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
+    return obj
+
+
+def refuse_duplicate_keys(raw: bytes) -> None:
+    """Raise DuplicateJsonKey (``param``: the key) if an object of the JSON text ``raw`` names a key
+    twice, at any depth. Text that is not JSON passes: its parser reports it. Raises InvalidJson for
+    JSON nested too deeply to be checked (about 900 levels)."""
+    try:
+        # jiter checks while it parses: about 2 us for a 1 KB body, where the stdlib with a hook takes 6.
+        jiter.from_json(raw, catch_duplicate_keys=True, allow_inf_nan=False, cache_mode="keys")
+        return
+    except ValueError:
+        pass
+    # A duplicate, or a text jiter does not take (nesting over 200 levels...): the standard library
+    # decides, and names the key.
+    try:
+        json.loads(raw, object_pairs_hook=_unique_object)
+    except _Duplicate as dup:
+        raise DuplicateJsonKey(
+            f"the key {dup.key!r} appears twice in one JSON object; each key may appear once",
+            param=dup.key,
+        ) from None
+    except RecursionError:
+        raise InvalidJson("request body is nested too deeply to be checked") from None
+    except ValueError:
+        pass
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """``raw`` parsed as JSON (orjson's rules), every object's keys unique. Raises InvalidJson or
+    DuplicateJsonKey."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+    refuse_duplicate_keys(raw)
+    return value
+
+
 def _require(cond: bool, message: str, param: str) -> None:
     if not cond:
         raise InvalidRequest(message, param=param)
@@ -60,11 +121,8 @@ def parse_chat_request(
     raw: bytes, *, headers: dict[str, str], limits: RequestLimits | None = None
 ) -> ChatRequest:
     """Parse and validate a chat completion body, within ``limits`` when given. Raises InvalidJson,
-    TooManyMessages, TooManyTools or InvalidRequest (each with ``param``)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+    DuplicateJsonKey, TooManyMessages, TooManyTools or InvalidRequest (each with ``param``)."""
+    body = parse_json_body(raw)
     _require(isinstance(body, dict), "request body must be a JSON object", "body")
     model = body.get("model")
     _require(

@@ -115,6 +115,8 @@ class ServerSettings:
     prometheus_host: str | None = None
     prometheus_port: int = 29000
     max_payload_size: int = 536_870_912
+    max_request_head_bytes: int = 65_536
+    request_head_timeout_secs: float = 10.0
     shutdown_grace_period_secs: float = 30.0
     log_level: str = "info"
     log_json: bool = False
@@ -197,6 +199,8 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("queue-timeout-secs", float, 60.0, "longest wait for a permit"),
     _Flag("request-timeout-secs", float, 1800.0, "timeout of one worker attempt"),
     _Flag("max-payload-size", int, 536_870_912, "largest request body in bytes"),
+    _Flag("max-request-head-bytes", int, 65_536, "largest request line plus headers in bytes (431 above)"),
+    _Flag("request-head-timeout-secs", float, 10.0, "time a connection has to send a complete request head"),
     _Flag("max-messages-per-request", int, 4096, "messages a chat request may carry (0: no limit)"),
     _Flag("max-tools-per-request", int, 512, "entries of a chat request's tools array (0: no limit)"),
     _Flag(
@@ -356,6 +360,8 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
     _check(v["queue_timeout_secs"] > 0, "--queue-timeout-secs: must be > 0")
     _check(v["request_timeout_secs"] > 0, "--request-timeout-secs: must be > 0")
     _check(v["max_payload_size"] >= 1, "--max-payload-size: must be at least 1")
+    _check(v["max_request_head_bytes"] > 0, "--max-request-head-bytes: must be > 0")
+    _check(v["request_head_timeout_secs"] > 0, "--request-head-timeout-secs: must be > 0")
     _check(v["max_messages_per_request"] >= 0, "--max-messages-per-request: must be >= 0")
     _check(v["max_tools_per_request"] >= 0, "--max-tools-per-request: must be >= 0")
     _check(v["shutdown_grace_period_secs"] >= 0, "--shutdown-grace-period-secs: must be >= 0")
@@ -381,6 +387,8 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
             prometheus_host=v["prometheus_host"],
             prometheus_port=v["prometheus_port"],
             max_payload_size=v["max_payload_size"],
+            max_request_head_bytes=v["max_request_head_bytes"],
+            request_head_timeout_secs=v["request_head_timeout_secs"],
             shutdown_grace_period_secs=v["shutdown_grace_period_secs"],
             log_level=v["log_level"],
             log_json=v["log_json"],
@@ -440,7 +448,7 @@ def settings_from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> S
 
 def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
     """Parse gateway flags (``smg launch`` arguments) into `Settings`. Raises ConfigError."""
-    parser = _Parser(prog="smg launch", add_help=False)
+    parser = _Parser(prog="smg launch", add_help=False, allow_abbrev=False)
     add_gateway_flags(parser)
     ns = parser.parse_args(list(argv))
     return settings_from_namespace(ns, os.environ if env is None else env)

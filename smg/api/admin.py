@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from smg.api.deps import context_of
+from smg.api.strict_json import StrictJsonRoute
 
-router = APIRouter(prefix="/workers", tags=["admin"])
+router = APIRouter(prefix="/workers", tags=["admin"], route_class=StrictJsonRoute)
 
 
 class AddWorker(BaseModel):

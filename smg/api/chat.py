@@ -17,6 +17,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from smg.api.middleware import printable
+from smg.errors import InvalidRequest
 from smg.protocol import parse_chat_request
 
 if TYPE_CHECKING:
@@ -55,10 +57,16 @@ _CHAT_SCHEMA = {
 
 
 def _upstream_headers(scope: Scope) -> dict[str, str]:
+    """What the worker is sent besides the body: the request id (printable ASCII, the edge's rule) and
+    the client's trace headers, byte for byte. Raises InvalidRequest (``param``: the header) for a
+    trace header that is not printable ASCII: re-encoded it would not be the client's value."""
     headers = {"Content-Type": "application/json", "X-Request-Id": scope["state"]["request_id"]}
     for name, value in scope["headers"]:
         if name in _FORWARDED:
-            headers[name.decode()] = value.decode("latin-1")
+            key = name.decode()
+            if not printable(value):
+                raise InvalidRequest(f"the {key} header must be printable ASCII", param=key)
+            headers[key] = value.decode("ascii")
     return headers
 
 
@@ -107,6 +115,9 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": done.body})
         return
     chunks = await ctx.chat.stream(chat)
+    # A stream lasts as long as its reader is slow: hold none of the request while relaying (the
+    # worker has it; a tool loop keeps what it needs itself).
+    del chat
     try:
         if _spec_version(scope) >= (2, 4):
             try:

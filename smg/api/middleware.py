@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +19,7 @@ from smg.errors import InvalidRequest, PayloadTooLarge, SmgError
 
 log = logging.getLogger("smg.api")
 _REQUEST_ID = b"x-request-id"
+_UNPRINTABLE = re.compile(rb"[^\t\x20-\x7e]")
 _ERROR_CODE = b"x-smg-error-code"
 
 
@@ -38,9 +39,9 @@ class ServerSpan(Protocol):
 class RequestTracer(Protocol):
     """Tracing hook of the edge (`smg.observability.tracing`); a no-op when tracing is off. Never raises."""
 
-    def server_span(self, method: str, headers: Mapping[bytes, bytes]) -> AbstractContextManager[ServerSpan]:
-        """The request's server span, current while the request runs, joining the client's
-        ``traceparent`` when there is one."""
+    def server_span(self) -> ServerSpan:
+        """The current request's server span, made around the edge by the HTTP instrumentation when
+        tracing is on (`smg.observability.tracing_setup`); a no-op span when the request is not traced."""
         ...
 
 
@@ -77,47 +78,59 @@ class EdgeMiddleware:
         edge: Edge = scope["app"].state.context
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        request_id = headers.get(_REQUEST_ID) or _new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id.decode("latin-1")
+        request_id = headers.get(_REQUEST_ID)
+        refused = request_id is not None and not printable(request_id)
+        if not request_id or refused:
+            request_id = _new_request_id()  # a refused id is neither used nor echoed
+        scope.setdefault("state", {})["request_id"] = request_id.decode("ascii")
         outcome: dict[str, Any] = {"status": 500, "error_code": "", "started": False}
+        shortcut = self._shortcuts.get((scope["method"], scope["path"]))
+        span = edge.tracing.server_span()
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                outcome["started"] = True
-                outcome["status"] = message["status"]
-                raw = list(message.get("headers", ()))
-                for name, value in raw:
-                    if name.lower() == _ERROR_CODE:
-                        outcome["error_code"] = value.decode("latin-1")
-                raw.append((_REQUEST_ID, request_id))
-                message = {**message, "headers": raw}
-            await send(message)
-
-        shortcut = self._shortcuts.get((scope["method"], scope["path"]))
-        edge.http_observer.on_start()
-        with edge.tracing.server_span(scope["method"], headers) as span:
-            try:
-                await self._admit(edge, scope, receive, send_with_id, headers, shortcut or self.app)
-            except SmgError as err:
-                if outcome["started"]:
-                    raise
-                await error_response(err)(scope, receive, send_with_id)
-            except Exception:
-                if outcome["started"]:
-                    raise
-                # Rendered here rather than by the framework's outermost handler, so the answer
-                # carries the request id and the metrics see its code.
-                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                await error_response(SmgError("internal error"))(scope, receive, send_with_id)
-            finally:
+            if message["type"] != "http.response.start":
+                await send(message)
+                return
+            outcome["started"] = True
+            outcome["status"] = message["status"]
+            raw = list(message.get("headers", ()))
+            for name, value in raw:
+                if name.lower() == _ERROR_CODE:
+                    outcome["error_code"] = value.decode("latin-1")
+            raw.append((_REQUEST_ID, request_id))
+            await send({**message, "headers": raw})
+            # After the instrumentation recorded the status (so the edge's error.type stands), and
+            # before the last body chunk, with which it ends the span.
+            if span.recording:
                 route = scope["path"] if shortcut is not None else _route_template(scope)
-                edge.http_observer.on_end(
-                    method=scope["method"],
-                    path=route,
-                    status=outcome["status"],
-                    error_code=outcome["error_code"],
-                    duration=time.perf_counter() - started,
-                )
+                _end_server_span(span, scope["method"], route, outcome)
+
+        edge.http_observer.on_start()
+        try:
+            if refused:
+                raise InvalidRequest("x-request-id must be printable ASCII", param="x-request-id")
+            await self._admit(edge, scope, receive, send_with_id, headers, shortcut or self.app)
+        except SmgError as err:
+            if outcome["started"]:
+                raise
+            await error_response(err)(scope, receive, send_with_id)
+        except Exception:
+            if outcome["started"]:
+                raise
+            # Rendered here rather than by the framework's outermost handler, so the answer
+            # carries the request id and the metrics see its code.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await error_response(SmgError("internal error"))(scope, receive, send_with_id)
+        finally:
+            route = scope["path"] if shortcut is not None else _route_template(scope)
+            edge.http_observer.on_end(
+                method=scope["method"],
+                path=route,
+                status=outcome["status"],
+                error_code=outcome["error_code"],
+                duration=time.perf_counter() - started,
+            )
+            if not outcome["started"]:  # no answer went out, so the server span is still open
                 _end_server_span(span, scope["method"], route, outcome)
 
     async def _admit(
@@ -143,6 +156,12 @@ class EdgeMiddleware:
             edge.admission.release()
 
 
+def printable(value: bytes) -> bool:
+    """The header value is printable ASCII (space to ``~``, and tab): the only values the gateway
+    passes on, since anything else would not reach a worker or a client byte for byte."""
+    return _UNPRINTABLE.search(value) is None
+
+
 def _new_request_id() -> bytes:
     """A random UUID4 in hex, as ``uuid.uuid4().hex`` spells it, without building a UUID object."""
     raw = bytearray(os.urandom(16))
@@ -152,7 +171,9 @@ def _new_request_id() -> bytes:
 
 
 def _end_server_span(span: ServerSpan, method: str, route: str, outcome: dict[str, Any]) -> None:
-    if not span.recording:  # tracing off: no attribute work
+    """What the edge knows and the instrumentation does not: the route template (also for the chat
+    shortcut and for requests refused before routing) and the gateway's error code."""
+    if not span.recording:  # tracing off, or a request that is not traced: no attribute work
         return
     span.rename(f"{method} {route}")
     span.set("http.route", route)

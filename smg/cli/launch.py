@@ -21,7 +21,9 @@ from collections.abc import Callable
 import uvicorn
 import uvloop
 
+from smg.api.http_server import head_bounded_protocol
 from smg.app import create_app
+from smg.cli.allocator import returning_freed_memory
 from smg.context import build_context
 from smg.errors import SmgError
 from smg.observability.server import metrics_listener
@@ -78,12 +80,19 @@ async def serve(settings: Settings, *, on_ready: Callable[[str, str], None] = _p
     that prints one line ``smg listening on URL (metrics METRICS_URL)`` to stdout."""
     server_cfg = settings.server
     sock = _bind(server_cfg.host, server_cfg.port)
-    async with build_context(settings) as ctx:
+    # returning_freed_memory: the RSS goes back near its baseline after a burst of streams.
+    async with build_context(settings) as ctx, returning_freed_memory():
         app = create_app(settings, context=ctx)
         config = uvicorn.Config(
             app,
             loop="none",
-            http="httptools",
+            http=head_bounded_protocol(
+                max_head_bytes=server_cfg.max_request_head_bytes,
+                head_timeout_secs=server_cfg.request_head_timeout_secs,
+            ),
+            # Client addresses are the TCP peer's: the admin plane's loopback rule must not be
+            # steerable by X-Forwarded-For from a local proxy or client.
+            proxy_headers=False,
             lifespan="on",
             log_level="warning",
             access_log=False,

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from smg import __version__
 from smg.errors import ConfigError
@@ -16,6 +17,13 @@ _SUBCOMMANDS = ("launch", "demo", "workers", "mcp")
 
 
 class _Parser(argparse.ArgumentParser):
+    """Errors are one line (`ConfigError`); options are never abbreviated (``--worker-url`` is not
+    ``--worker-urls``). Subcommand parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]  # one clear line, no usage dump
         raise ConfigError(message)
 

@@ -23,6 +23,7 @@ import httpx
 
 from smg.cli import mcp_render as render
 from smg.cli.mcp_gateway import GatewayBackend
+from smg.cli.progress import progress
 from smg.errors import ConfigError, SmgError
 from smg.mcp.config import ServerSpec
 from smg.mcp.errors import InvalidMcpConfig
@@ -159,7 +160,7 @@ def _finish_add_args(ns: argparse.Namespace) -> list[str]:
     if rest and not rest[0].startswith("-"):
         return rest
     split = rest.index("--") if "--" in rest else len(rest)
-    options = _OptionsParser(prog="smg mcp add", add_help=False)
+    options = _OptionsParser(prog="smg mcp add", add_help=False, allow_abbrev=False)
     _add_add_options(options, suppress=True)
     extra = options.parse_known_args(rest[:split], namespace=ns)[1]
     if extra and extra[0].startswith("-"):
@@ -240,21 +241,34 @@ async def _run(
     arguments = _arguments(ns.args) if ns.action == "call" else {}
     async with _backend(ns, environ, transport) as backend:
         if spec is not None:
-            return render.added(await backend.add(spec, dry_run=ns.dry_run), as_json=ns.json)
+            async with progress(f"validating MCP server {spec.name!r}: connecting, listing its tools"):
+                result = await backend.add(spec, dry_run=ns.dry_run)
+            return render.added(result, as_json=ns.json)
         if ns.action == "list":
-            return render.servers(await backend.list_servers(), as_json=ns.json)
+            async with progress("listing MCP servers"):
+                views = await backend.list_servers()
+            return render.servers(views, as_json=ns.json)
         if ns.action == "show":
-            return render.server(await backend.show(ns.name), as_json=ns.json)
+            async with progress(f"showing MCP server {ns.name!r} and its tools"):
+                view = await backend.show(ns.name)
+            return render.server(view, as_json=ns.json)
         if ns.action == "remove":
-            return render.removed(await backend.remove(ns.name), as_json=ns.json)
+            async with progress(f"removing MCP server {ns.name!r}"):
+                removed = await backend.remove(ns.name)
+            return render.removed(removed, as_json=ns.json)
         if ns.action == "tools":
-            listing, warnings = await backend.tools(ns.name, refresh=ns.refresh)
+            async with progress("listing tools"):
+                listing, warnings = await backend.tools(ns.name, refresh=ns.refresh)
             for warning in warnings:
                 render.warn(warning)
             return render.tools(listing, as_json=ns.json)
         if ns.action == "call":
-            return render.called(await backend.call(ns.name, ns.tool, arguments), as_json=ns.json)
-        return render.checks(await backend.check(), as_json=ns.json)
+            async with progress(f"calling {ns.tool!r} of MCP server {ns.name!r}"):
+                called = await backend.call(ns.name, ns.tool, arguments)
+            return render.called(called, as_json=ns.json)
+        async with progress("checking every MCP server"):
+            rows = await backend.check()
+        return render.checks(rows, as_json=ns.json)
 
 
 def _arguments(text: str) -> dict[str, Any]:

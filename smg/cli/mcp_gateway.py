@@ -8,27 +8,15 @@ from urllib.parse import quote
 
 import httpx
 
-from smg.errors import SmgError
+from smg.cli.gateway_http import GatewayClient, GatewayError
 from smg.mcp.config import ServerSpec
 
+__all__ = ["GatewayBackend", "GatewayError"]
 
-class GatewayError(SmgError):
-    """The admin API answered with an error (``http_status``, ``error_code``) or could not be reached."""
-
-    code = "gateway_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        error_code: str | None = None,
-        findings: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.error_code = error_code
-        self.findings = findings or []
+# The gateway bounds its own connection to a server it validates, refreshes or checks (30 s, plus closing
+# the probe's session): those requests wait at least that long, so the gateway's answer (which names the
+# timeout it met) arrives rather than a timeout of the request.
+_GATEWAY_PROBE_SECS = 45.0
 
 
 def _path(*parts: str) -> str:
@@ -46,12 +34,8 @@ class GatewayBackend:
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
-        self._url = url.rstrip("/")
+        self._client = GatewayClient(url, admin_key, timeout=timeout, transport=transport)
         self._timeout = timeout
-        self._client = httpx.AsyncClient(
-            base_url=self._url, headers=headers, timeout=timeout, transport=transport
-        )
 
     async def __aenter__(self) -> GatewayBackend:
         return self
@@ -59,25 +43,12 @@ class GatewayBackend:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._client.aclose()
+        await self._client.__aexit__(exc_type, exc, tb)
 
     async def _request(
         self, method: str, path: str, *, body: dict[str, Any] | None = None, http_timeout: float | None = None
     ) -> Any:
-        try:
-            resp = await self._client.request(method, path, json=body, timeout=http_timeout or self._timeout)
-        except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise GatewayError(f"cannot reach the gateway at {self._url}: {reason}") from None
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        if resp.status_code >= 400:
-            raise _error_from(resp.status_code, data, resp.text)
-        if not isinstance(data, dict):
-            raise GatewayError(f"the gateway at {self._url} answered {method} {path} with no JSON object")
-        return data
+        return await self._client.request(method, path, body=body, http_timeout=http_timeout)
 
     async def list_servers(self) -> list[dict[str, Any]]:
         return list((await self._request("GET", "/mcp/servers"))["servers"])
@@ -86,7 +57,9 @@ class GatewayBackend:
         return dict(await self._request("GET", _path("mcp", "servers", name)))
 
     async def add(self, spec: ServerSpec, *, dry_run: bool) -> dict[str, Any]:
-        return dict(await self._request("POST", "/mcp/servers", body={**spec.to_dict(), "dry_run": dry_run}))
+        body = {**spec.to_dict(), "dry_run": dry_run}
+        probing = max(self._timeout, _GATEWAY_PROBE_SECS)
+        return dict(await self._request("POST", "/mcp/servers", body=body, http_timeout=probing))
 
     async def remove(self, name: str) -> dict[str, Any]:
         return dict(await self._request("DELETE", _path("mcp", "servers", name)))
@@ -100,7 +73,9 @@ class GatewayBackend:
         for server in names:
             try:
                 if refresh:
-                    found = (await self._request("POST", _path("mcp", "servers", server, "refresh")))["tools"]
+                    path = _path("mcp", "servers", server, "refresh")
+                    probing = max(self._timeout, _GATEWAY_PROBE_SECS)
+                    found = (await self._request("POST", path, http_timeout=probing))["tools"]
                 else:
                     found = (await self.show(server)).get("tools") or []
             except GatewayError as exc:
@@ -123,22 +98,5 @@ class GatewayBackend:
         return dict(await self._request("POST", path, body=body, http_timeout=tool_timeout + self._timeout))
 
     async def check(self) -> list[dict[str, Any]]:
-        return list((await self._request("GET", "/mcp/check"))["servers"])
-
-
-def _error_from(status: int, data: Any, text: str) -> GatewayError:
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or "")
-        code = error.get("code")
-        found = error.get("findings")
-        return GatewayError(
-            f"HTTP {status}: {message}",
-            http_status=status,
-            error_code=str(code) if code is not None else None,
-            findings=[f for f in found if isinstance(f, dict)] if isinstance(found, list) else None,
-        )
-    return GatewayError(f"HTTP {status}: {text.strip()[:200]}", http_status=status)
-
-
-# --- running ----------------------------------------------------------------------------------------
+        probing = max(self._timeout, _GATEWAY_PROBE_SECS)
+        return list((await self._request("GET", "/mcp/check", http_timeout=probing))["servers"])

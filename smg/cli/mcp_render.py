@@ -1,4 +1,5 @@
-"""How ``smg mcp`` prints: rich tables for people, ``--json`` for scripts.
+"""How ``smg mcp`` prints: tables (boxed on a terminal, plain rows in a pipe: `smg.cli.tables`), ``--json``
+for scripts.
 
 Everything printed comes from the wire shapes of the admin API (plain dicts), whichever the target. Text
 that an MCP server wrote (descriptions, results, errors) is shown with control and format characters
@@ -15,20 +16,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from smg.cli.tables import print_table
 from smg.errors import SmgError
 
 _console = Console()
 _DESCRIPTION_CHARS = 72
-
-
-def _table(*columns: str) -> Table:
-    table = Table()
-    for column in columns:
-        table.add_column(column, overflow="fold")  # nothing is cut off on a narrow terminal
-    return table
 
 
 def clean(value: object) -> str:
@@ -40,11 +33,6 @@ def clean(value: object) -> str:
         else ch.encode("unicode_escape").decode("ascii")
         for ch in text
     )
-
-
-def _cell(value: object) -> Text:
-    # Text, not str: a "[...]" in a server's output is data, not rich markup.
-    return Text(clean(value))
 
 
 def print_json(value: Any) -> None:
@@ -87,24 +75,24 @@ def servers(views: Sequence[Mapping[str, Any]], *, as_json: bool) -> int:
     elif not views:
         _console.print("no MCP servers registered")
     else:
-        _console.print(_servers_table(views))
+        _servers_table(views)
     return 0
 
 
-def _servers_table(views: Sequence[Mapping[str, Any]]) -> Table:
-    table = _table("name", "transport", "endpoint", "expose", "required", "state", "tools")
-    for view in views:
-        status = _status(view)
-        table.add_row(
-            _cell(view.get("name")),
-            _cell(view.get("transport")),
-            _cell(_endpoint(view)),
-            _cell(view.get("expose")),
+def _servers_table(views: Sequence[Mapping[str, Any]]) -> None:
+    rows = [
+        [
+            clean(view.get("name")),
+            clean(view.get("transport")),
+            clean(_endpoint(view)),
+            clean(view.get("expose")),
             "yes" if view.get("required") else "no",
-            _cell(status.get("state", "-")),
-            _cell(status.get("tools", "-")),
-        )
-    return table
+            clean(_status(view).get("state", "-")),
+            clean(_status(view).get("tools", "-")),
+        ]
+        for view in views
+    ]
+    print_table(_console, ("name", "transport", "endpoint", "expose", "required", "state", "tools"), rows)
 
 
 def _pairs(mapping: object) -> str:
@@ -117,23 +105,21 @@ def server(view: Mapping[str, Any], *, as_json: bool) -> int:
     if as_json:
         print_json(view)
         return 0
-    table = _table("field", "value")
-    table.show_header = False
-    for key in ("name", "transport"):
-        table.add_row(key, _cell(view.get(key)))
-    table.add_row("endpoint", _cell(_endpoint(view)))
-    table.add_row("env", _cell(_pairs(view.get("env"))))
-    table.add_row("headers", _cell(_pairs(view.get("headers"))))
-    table.add_row("expose", _cell(view.get("expose")))
-    table.add_row("tool timeout", _cell(f"{view.get('tool_timeout_secs')} s"))
-    table.add_row("tool timeouts", _cell(_pairs(view.get("tool_timeouts"))))
-    table.add_row("aliases", _cell(_pairs(view.get("aliases"))))
-    table.add_row("required", "yes" if view.get("required") else "no")
-    for key, value in _status(view).items():
-        table.add_row(key, _cell("-" if value is None else value))
-    _console.print(table)
+    rows = [[key, clean(view.get(key))] for key in ("name", "transport")]
+    rows += [
+        ["endpoint", clean(_endpoint(view))],
+        ["env", clean(_pairs(view.get("env")))],
+        ["headers", clean(_pairs(view.get("headers")))],
+        ["expose", clean(view.get("expose"))],
+        ["tool timeout", clean(f"{view.get('tool_timeout_secs')} s")],
+        ["tool timeouts", clean(_pairs(view.get("tool_timeouts")))],
+        ["aliases", clean(_pairs(view.get("aliases")))],
+        ["required", "yes" if view.get("required") else "no"],
+    ]
+    rows += [[key, clean("-" if value is None else value)] for key, value in _status(view).items()]
+    print_table(_console, ("field", "value"), rows, header=False)
     if isinstance(view.get("tools"), list):
-        _console.print(_tools_table([{"server": view.get("name"), **t} for t in view["tools"]]))
+        _tools_table([{"server": view.get("name"), **t} for t in view["tools"]])
     return 0
 
 
@@ -161,21 +147,22 @@ def tools(listing: Sequence[Mapping[str, Any]], *, as_json: bool) -> int:
     elif not listing:
         _console.print("no tools")
     else:
-        _console.print(_tools_table(listing))
+        _tools_table(listing)
     return 0
 
 
-def _tools_table(listing: Sequence[Mapping[str, Any]]) -> Table:
-    table = _table("server", "tool", "exposed as", "hints", "description")
-    for tool in listing:
-        table.add_row(
-            _cell(tool.get("server")),
-            _cell(tool.get("name")),
-            _cell(tool.get("exposed_name")),
+def _tools_table(listing: Sequence[Mapping[str, Any]]) -> None:
+    rows = [
+        [
+            clean(tool.get("server")),
+            clean(tool.get("name")),
+            clean(tool.get("exposed_name")),
             _hints(tool),
-            _cell(_first_line(tool.get("description"))),
-        )
-    return table
+            _first_line(tool.get("description")),
+        ]
+        for tool in listing
+    ]
+    print_table(_console, ("server", "tool", "exposed as", "hints", "description"), rows)
 
 
 def added(result: Mapping[str, Any], *, as_json: bool) -> int:
@@ -195,11 +182,8 @@ def added(result: Mapping[str, Any], *, as_json: bool) -> int:
 def _findings(found: Sequence[Mapping[str, Any]]) -> None:
     if not found:
         return
-    table = _table("", "kind", "finding")
-    for finding in found:
-        mark = "!" if finding.get("blocking") else ""
-        table.add_row(mark, _cell(finding.get("kind")), _cell(finding.get("message")))
-    _console.print(table)
+    rows = [["!" if f.get("blocking") else "", clean(f.get("kind")), clean(f.get("message"))] for f in found]
+    print_table(_console, ("", "kind", "finding"), rows)
 
 
 def checks(rows: Sequence[Mapping[str, Any]], *, as_json: bool) -> int:
@@ -209,7 +193,7 @@ def checks(rows: Sequence[Mapping[str, Any]], *, as_json: bool) -> int:
     elif not rows:
         _console.print("no MCP servers registered")
     else:
-        _console.print(_checks_table(rows))
+        _checks_table(rows)
     failed = [clean(row.get("name")) for row in rows if not row.get("ok")]
     if failed:
         error(f"{len(failed)} of {len(rows)} MCP server(s) failed the check: {', '.join(failed)}")
@@ -217,17 +201,18 @@ def checks(rows: Sequence[Mapping[str, Any]], *, as_json: bool) -> int:
     return 0
 
 
-def _checks_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    table = _table("name", "ok", "state", "tools", "error")
-    for row in rows:
-        table.add_row(
-            _cell(row.get("name")),
+def _checks_table(rows: Sequence[Mapping[str, Any]]) -> None:
+    cells = [
+        [
+            clean(row.get("name")),
             "yes" if row.get("ok") else "NO",
-            _cell(row.get("state")),
-            _cell(row.get("tools")),
-            _cell(row.get("error") or "-"),
-        )
-    return table
+            clean(row.get("state")),
+            clean(row.get("tools")),
+            clean(row.get("error") or "-"),
+        ]
+        for row in rows
+    ]
+    print_table(_console, ("name", "ok", "state", "tools", "error"), cells)
 
 
 def called(result: Mapping[str, Any], *, as_json: bool) -> int:

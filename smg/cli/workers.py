@@ -1,17 +1,27 @@
-"""``smg workers list|add|remove``: the admin API's worker endpoints from the command line."""
+"""``smg workers list|add|remove``: the admin API's worker endpoints from the command line.
+
+Failures print one line, ``smg: error: ...``, on stderr and exit 1 (see `smg.cli.gateway_http` for the
+wording of an unreachable gateway).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from rich.console import Console
-from rich.table import Table
+
+from smg.cli.gateway_http import GatewayClient, GatewayError
+from smg.cli.mcp_render import clean, error
+from smg.cli.progress import progress
+from smg.cli.tables import print_table
 
 _console = Console()
+_TIMEOUT_SECS = 30.0
 
 
 def add_parser(sub: Any) -> None:
@@ -27,66 +37,72 @@ def add_parser(sub: Any) -> None:
     actions = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
     listing = actions.add_parser("list", help="list workers")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=_list)
+    listing.set_defaults(handler=_handler(_list))
     add = actions.add_parser("add", help="register a worker")
     add.add_argument("url")
     add.add_argument("--api-key", default=None, help="upstream API key for this worker")
     add.add_argument("--json", action="store_true", help="print JSON")
-    add.set_defaults(handler=_add)
+    add.set_defaults(handler=_handler(_add))
     remove = actions.add_parser("remove", help="remove a worker (by URL or id)")
     remove.add_argument("worker")
-    remove.set_defaults(handler=_remove)
+    remove.set_defaults(handler=_handler(_remove))
 
 
-def _call(ns: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {ns.admin_key}"} if ns.admin_key else {}
-    try:
-        resp = httpx.request(method, ns.gateway.rstrip("/") + path, json=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        raise SystemExit(f"smg: error: cannot reach the gateway at {ns.gateway}: {exc}") from None
-    if resp.status_code >= 400:
+Action = Callable[[argparse.Namespace, GatewayClient], Awaitable[int]]
+
+
+def _handler(action: Action) -> Callable[[argparse.Namespace], int]:
+    def handle(ns: argparse.Namespace) -> int:
+        async def run() -> int:
+            async with GatewayClient(ns.gateway, ns.admin_key, timeout=_TIMEOUT_SECS) as client:
+                return await action(ns, client)
+
         try:
-            message = resp.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = resp.text.strip()[:200]
-        raise SystemExit(f"smg: error: HTTP {resp.status_code}: {message}")
-    return resp.json()
+            return asyncio.run(run())
+        except GatewayError as exc:
+            error(exc.message)
+            return 1
+
+    return handle
 
 
-def _table(workers: list[dict[str, Any]]) -> Table:
-    table = Table("id", "url", "models", "healthy", "breaker", "in flight")
-    for w in workers:
-        models = ", ".join(w["models"]) if w["models"] is not None else "?"
-        table.add_row(
-            w["id"],
-            w["url"],
-            models,
+def _table(workers: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            clean(w["id"]),
+            clean(w["url"]),
+            ", ".join(map(clean, w["models"])) if w["models"] is not None else "?",
             "yes" if w["healthy"] else "no",
-            w["circuit_breaker"],
+            clean(w["circuit_breaker"]),
             str(w["in_flight"]),
-        )
-    return table
+        ]
+        for w in workers
+    ]
+    print_table(_console, ("id", "url", "models", "healthy", "breaker", "in flight"), rows)
 
 
-def _list(ns: argparse.Namespace) -> int:
-    workers = _call(ns, "GET", "/workers")["workers"]
+async def _list(ns: argparse.Namespace, client: GatewayClient) -> int:
+    async with progress("listing workers"):
+        workers = (await client.request("GET", "/workers"))["workers"]
     if ns.json:
         print(json.dumps(workers, indent=2))
     else:
-        _console.print(_table(workers))
+        _table(workers)
     return 0
 
 
-def _add(ns: argparse.Namespace) -> int:
-    worker = _call(ns, "POST", "/workers", {"url": ns.url, "api_key": ns.api_key})
+async def _add(ns: argparse.Namespace, client: GatewayClient) -> int:
+    async with progress(f"adding worker {ns.url}"):
+        worker = await client.request("POST", "/workers", body={"url": ns.url, "api_key": ns.api_key})
     if ns.json:
         print(json.dumps(worker, indent=2))
     else:
-        _console.print(_table([worker]))
+        _table([worker])
     return 0
 
 
-def _remove(ns: argparse.Namespace) -> int:
-    removed = _call(ns, "DELETE", f"/workers/{ns.worker}")["removed"]
-    print(f"removed {removed['url']}")
+async def _remove(ns: argparse.Namespace, client: GatewayClient) -> int:
+    async with progress(f"removing worker {ns.worker}"):
+        removed = (await client.request("DELETE", f"/workers/{ns.worker}"))["removed"]
+    print(f"removed {clean(removed['url'])}")
     return 0

@@ -29,6 +29,7 @@ from mcp.types import ToolListChangedNotification
 from smg.mcp.calls import send_call
 from smg.mcp.config import ServerSpec
 from smg.mcp.errors import McpServerUnavailable
+from smg.mcp.framing import DEFAULT_MESSAGE_LIMIT
 from smg.mcp.hooks import (
     Backoff,
     BreakerLike,
@@ -40,6 +41,7 @@ from smg.mcp.hooks import (
     notify,
 )
 from smg.mcp.hosts import scrub
+from smg.mcp.retrying import Attempt, ReconnectPolicy, ReplayPolicy
 from smg.mcp.stdio import StderrPipe
 from smg.mcp.tools import FAILURES, ToolCache, describe, fetch_tools, session_lost, watch_list_changed
 from smg.mcp.transports import open_transport
@@ -71,18 +73,23 @@ class ServerConnection:
         environ: Mapping[str, str] | None = None,
         reconnect: bool = True,
         headers_hook: HeadersHook | None = None,
+        max_message_bytes: int = DEFAULT_MESSAGE_LIMIT,
     ) -> None:
         self.spec = spec
         self._reconnect = reconnect
         self._breaker = breaker or NullBreaker()
         self._observer = observer or NullMcpObserver()
-        self._backoff = backoff or Backoff()
         self._sleep = sleep
+        self._reconnects = ReconnectPolicy(
+            backoff or Backoff(), sleep=sleep, stopped=lambda: self._closing, on_backoff=self._backing_off
+        )
+        self._replays = ReplayPolicy(sleep=sleep, stopped=lambda: self._closing)
         self._clock = clock
         self._connect_timeout = connect_timeout
         self._ready_timeout = ready_timeout
         self._environ = os.environ if environ is None else environ
         self._headers_hook = headers_hook
+        self._max_message_bytes = max_message_bytes
         self._tools = ToolCache(ttl=tools_ttl, clock=clock)
         self._state: ServerState = "connecting"
         self._client: Client | None = None
@@ -110,27 +117,25 @@ class ServerConnection:
             last_error=self._last_error,
             reconnects=max(0, self._sessions - 1),
             pid=self._pipe.pid if self._pipe is not None and not self._pipe.exited.is_set() else None,
-            extra={"transport": self.spec.transport},
+            extra={"transport": self.spec.transport, "stderr": self._pipe.tail if self._pipe else ()},
         )
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, serve, reconnect with backoff; returns after `close`. Never raises."""
         with anyio.CancelScope() as self._scope:
             task_status.started()
-            attempt = 0
             try:
-                while not self._closing:
-                    established = await self._session_once()
-                    if self._closing or not self._reconnect:
-                        break
-                    attempt = 1 if established else attempt + 1
-                    self._set_state("reconnecting" if established else "failed")
-                    await self._sleep(self._backoff.delay(attempt))
+                established = await self._session_once() if not self._closing else False
+                while self._reconnect and not self._closing:
+                    established = await self._reconnects.resume(established, self._session_once)
             finally:
                 self._client = None
                 self._set_state("closed")
                 self._done.set()
                 self._connected.set()  # wakes `_ready` waiters: they see there is no session left
+
+    def _backing_off(self, established: bool) -> None:
+        self._set_state("reconnecting" if established else "failed")
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Close the session (and stop a stdio child), waiting at most ``grace`` seconds for a graceful
@@ -168,6 +173,7 @@ class ServerConnection:
                     self._environ,
                     stack,
                     headers_hook=self._headers_hook,
+                    max_message_bytes=self._max_message_bytes,
                     on_session_gone=on_session_gone,
                 )
                 self._pipe = pipe
@@ -180,7 +186,7 @@ class ServerConnection:
                         established = True
                         await self._serve(client, pipe.exited if pipe is not None else None, stream_gone)
                 if deadline.cancelled_caught:
-                    self._failed(f"no MCP session within {self._connect_timeout:g} s")
+                    self._failed(f"timed out: no answer to initialize within {self._connect_timeout:g} s")
         except Exception as exc:  # noqa: BLE001  # any failure of a session (SDK, transport, config) means reconnect; the owner must not die
             self._failed(describe(exc))
         return established
@@ -260,11 +266,7 @@ class ServerConnection:
         if not self._breaker.allows():
             text = f"the circuit breaker of MCP server {self.name!r} is open"
             return self._finish(tool, "breaker_open", text, start, attempts=0)
-        status, text, replay = await self._attempt(tool, arguments)
-        attempts = 1
-        if replay and not self._closing:
-            attempts = 2
-            status, text, _ = await self._attempt(tool, arguments)
+        (status, text, _), attempts = await self._replays.run(lambda: self._attempt(tool, arguments))
         before = self._breaker.state.label
         if status in ("unavailable", "timeout"):
             self._breaker.record_failure()
@@ -274,8 +276,8 @@ class ServerConnection:
             notify(self._observer.on_breaker, self.name, self._breaker.state.label)
         return self._finish(tool, status, text, start, attempts=attempts)
 
-    async def _attempt(self, tool: str, arguments: dict[str, Any]) -> tuple[ToolStatus, str, bool]:
-        """(status, text, whether one more attempt is safe and may help)."""
+    async def _attempt(self, tool: str, arguments: dict[str, Any]) -> Attempt:
+        """(status, text, whether one more attempt is safe and may help: `smg.mcp.retrying`)."""
         timeout = self.spec.timeout_for(tool)
         try:
             client = await self._ready(min(timeout, self._ready_timeout))
@@ -310,7 +312,7 @@ class ServerConnection:
                 if client is not None:
                     return client
                 await self._connected.wait()
-        reason = self._last_error or ("it is closed" if self._closing else "not connected")
+        reason = self._last_error or ("it is closed" if self._closing else f"no session within {wait:g} s")
         raise McpServerUnavailable(self.name, reason)
 
     async def _refresh(self, client: Client, *, force: bool, reason: str | None = None) -> None:

@@ -22,6 +22,7 @@ from smg.mcp.config import ServerSpec
 from smg.mcp.connection import ServerConnection
 from smg.mcp.convert import truncate_text
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
+from smg.mcp.framing import message_limit
 from smg.mcp.hooks import (
     Backoff,
     BreakerFactory,
@@ -65,6 +66,7 @@ class McpPool:
             "ready_timeout": ready_timeout,
             "environ": environ,
             "headers_hook": headers_hook,
+            "max_message_bytes": message_limit(max_output_bytes),
         }
         self._close_timeout = close_timeout
         self._max_output_bytes = max_output_bytes

@@ -4,7 +4,8 @@ The SDK's stdio client spawns the child (in its own session/process group, and k
 the session closes). smg launches the configured command through `smg.mcp.stdio_exec`, which arms
 ``PR_SET_PDEATHSIG`` so the child dies with the gateway even on SIGKILL, and reports the child's PID on
 stderr. `StderrPipe` gives the child a pipe for stderr, logs every line to the ``smg.mcp`` logger, picks
-up the PID line, and tells when the child (and everything holding the pipe) has exited.
+up the PID line, keeps the child's last few lines (for error messages), and tells when the child (and
+everything holding the pipe) has exited.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +29,9 @@ logger = logging.getLogger("smg.mcp")
 
 _EXEC_SCRIPT = str(Path(__file__).with_name("stdio_exec.py"))
 _MAX_LINE = 4096
+_TAIL_LINES = 5  # enough for the end of a Python traceback: the failing line and the exception
+_TAIL_LINE_CHARS = 200
+_DRAIN_BYTES = 1 << 20  # read at most this much left in the pipe when closing
 
 
 def stdio_parameters(spec: ServerSpec, environ: Mapping[str, str]) -> StdioServerParameters:
@@ -42,7 +47,8 @@ class StderrPipe:
     """A pipe for one child's stderr, read by a task of its own until EOF or until the pipe is closed.
 
     Use: ``async with StderrPipe(name) as pipe``, spawn the child with ``errlog=pipe.errlog``, then call
-    `spawned` (closes this process's copy of the write end, so EOF means "the child is gone").
+    `spawned` (closes this process's copy of the write end, so EOF means "the child is gone"). On exit,
+    whatever the child wrote and was not read yet is read (bounded), so `tail` then holds its last lines.
     """
 
     def __init__(self, server: str) -> None:
@@ -52,6 +58,8 @@ class StderrPipe:
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         self._read_fd: int | None = read_fd
+        self._pending = b""
+        self._tail: deque[str] = deque(maxlen=_TAIL_LINES)
         self.errlog: TextIO | None = os.fdopen(write_fd, "w")
         self._tg = anyio.create_task_group()
 
@@ -69,8 +77,15 @@ class StderrPipe:
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             if self._read_fd is not None:
+                self._drain(self._read_fd)
                 os.close(self._read_fd)
                 self._read_fd = None
+
+    @property
+    def tail(self) -> tuple[str, ...]:
+        """The child's last few non-empty stderr lines (at most 5, each cut at 200 characters), oldest
+        first; the launcher's PID line is not one of them."""
+        return tuple(self._tail)
 
     def spawned(self) -> None:
         """Close the parent's write end (idempotent); call once the child has been started."""
@@ -81,7 +96,6 @@ class StderrPipe:
     async def _read(self) -> None:
         assert self._read_fd is not None
         fd = self._read_fd
-        pending = b""
         try:
             while True:
                 await anyio.wait_readable(fd)
@@ -91,20 +105,41 @@ class StderrPipe:
                     continue
                 if not chunk:
                     break
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    self._line(line)
-                if len(pending) > _MAX_LINE:
-                    self._line(pending)
-                    pending = b""
-            if pending:
-                self._line(pending)
+                self._feed(chunk)
+            self._flush()
         finally:
             self.exited.set()
+
+    def _drain(self, fd: int) -> None:
+        """Read what is left in the pipe without waiting (the reader task is gone by now)."""
+        for _ in range(_DRAIN_BYTES // 65536):
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self._feed(chunk)
+        self._flush()
+
+    def _feed(self, chunk: bytes) -> None:
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        for line in lines:
+            self._line(line)
+        if len(self._pending) > _MAX_LINE:
+            self._line(self._pending)
+            self._pending = b""
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._line(self._pending)
+            self._pending = b""
 
     def _line(self, raw: bytes) -> None:
         text = raw[:_MAX_LINE].decode("utf-8", "replace").rstrip("\r")
         if self.pid is None and text.startswith(PID_PREFIX + " "):
             self.pid = int(text.split()[1])
             return
+        if text.strip():
+            self._tail.append(text.strip()[:_TAIL_LINE_CHARS])
         logger.info("MCP server %s stderr: %s", self._server, text, extra={"mcp_server": self._server})

@@ -2,8 +2,9 @@
 
 Asks Linux to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``; the setting survives
 ``exec``), announces its PID on stderr as ``SMG_STDIO_PID <pid>``, then replaces itself with COMMAND.
-So the server is never orphaned, even when the gateway is killed with SIGKILL. The gateway runs this file
-by path in isolated mode: it must import only the standard library.
+So the server is never orphaned, even when the gateway is killed with SIGKILL. When COMMAND cannot be
+run, it writes one line, ``cannot run 'COMMAND': REASON``, on stderr and exits with status 127. The
+gateway runs this file by path in isolated mode: it must import only the standard library.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ctypes
 import os
 import signal
 import sys
+from typing import NoReturn
 
 PID_PREFIX = "SMG_STDIO_PID"
 _PR_SET_PDEATHSIG = 1
@@ -30,15 +32,24 @@ def main(argv: list[str]) -> None:
     if len(argv) < 4 or argv[0] != "--parent" or argv[2] != "--":
         sys.stderr.write("usage: stdio_exec.py --parent PID -- COMMAND [ARGS...]\n")
         raise SystemExit(2)
-    _die_with_parent(int(argv[1]))
+    command = argv[3:]
+    try:
+        _die_with_parent(int(argv[1]))
+    except OSError as exc:
+        _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}")
     sys.stderr.write(f"{PID_PREFIX} {os.getpid()}\n")
     sys.stderr.flush()
-    command = argv[3:]
     try:
         os.execvp(command[0], command)
     except OSError as exc:
-        sys.stderr.write(f"cannot run {command[0]!r}: {exc.strerror}\n")
-        raise SystemExit(127) from None
+        _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}")
+
+
+def _fail(cause: str) -> NoReturn:
+    """One line on stderr (the gateway shows the last lines in its error), then exit 127 (as a shell)."""
+    sys.stderr.write(cause + "\n")
+    sys.stderr.flush()
+    raise SystemExit(127)
 
 
 if __name__ == "__main__":

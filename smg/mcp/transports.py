@@ -1,4 +1,8 @@
-"""Build the SDK transport of one server, with its secrets resolved now (at connect time)."""
+"""Build the SDK transport of one server, with its secrets resolved now (at connect time).
+
+Every transport reads at most ``max_message_bytes`` of one message (see `smg.mcp.framing`): stdio through
+`bounded_stdio_client`, HTTP through the `capped_bodies` response hook.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,24 @@ from typing import Any
 import httpx2
 from mcp.client import Transport
 from mcp.client.sse import sse_client
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import MCP_SESSION_ID, streamable_http_client
+from mcp.client.streamable_http import DEFAULT_MAX_SSE_EVENT_SIZE, MCP_SESSION_ID, streamable_http_client
 
 from smg.mcp.config import ServerSpec, resolve_secrets
+from smg.mcp.framing import DEFAULT_MESSAGE_LIMIT
 from smg.mcp.hooks import HeadersHook
+from smg.mcp.http_limits import capped_bodies
 from smg.mcp.http_transport import AiohttpTransport
 from smg.mcp.stdio import StderrPipe, stdio_parameters
+from smg.mcp.stdio_client import bounded_stdio_client
 
 logger = logging.getLogger("smg.mcp")
 
 # The SDK's defaults for MCP over HTTP: a response stream may stay open for minutes.
 _HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+# The legacy SSE client reads events of at most the SDK's default size (it takes no other): events are
+# replaced below that, so an oversized one fails its request instead of the whole session.
+_LEGACY_SSE_LIMIT = DEFAULT_MAX_SSE_EVENT_SIZE - 64 * 1024
+_SSE_SLACK = 64 * 1024  # between our event limit and the SDK's, which counts decoded text
 
 RequestHook = Callable[[httpx2.Request], Awaitable[None]]
 ResponseHook = Callable[[httpx2.Response], Awaitable[None]]
@@ -65,20 +75,26 @@ async def open_transport(
     *,
     headers_hook: HeadersHook | None = None,
     on_session_gone: Callable[[str], None] | None = None,
+    max_message_bytes: int = DEFAULT_MESSAGE_LIMIT,
 ) -> tuple[Transport, StderrPipe | None]:
     """The transport of ``spec`` (not yet entered) and, for stdio, the pipe that receives the child's
     stderr. Resources are pushed onto ``stack``. ``headers_hook`` adds headers to every HTTP request
     (ignored for stdio); ``on_session_gone`` is called with the HTTP method when a streamable-HTTP
-    server answers 404 to a request of the session. Raises UnresolvedSecret."""
+    server answers 404 to a request of the session; a response over ``max_message_bytes`` fails its
+    request alone. Raises UnresolvedSecret."""
+    limit = max_message_bytes
     if spec.transport == "stdio":
         params = stdio_parameters(spec, environ)
         pipe = await stack.enter_async_context(StderrPipe(spec.name))
         assert pipe.errlog is not None
-        return stdio_client(params, errlog=pipe.errlog), pipe
+        return bounded_stdio_client(params, limit=limit, name=spec.name, errlog=pipe.errlog), pipe
     assert spec.url is not None  # ServerSpec guarantees a URL for the HTTP transports
     headers = resolve_secrets(spec.headers, environ, server=spec.name)
-    hooks = _request_hooks(headers_hook)
+    hooks: dict[str, list[Any]] = dict(_request_hooks(headers_hook))
     if spec.transport == "sse":
+        hooks["response"] = [
+            capped_bodies(limit=limit, sse_limit=min(limit, _LEGACY_SSE_LIMIT), name=spec.name)
+        ]
 
         def sse_http_client(  # the SDK's default client, plus the hooks and the aiohttp transport
             headers: dict[str, str] | None = None,
@@ -98,10 +114,10 @@ async def open_transport(
     # streamable_http_client leaves a client it is given open: the stack closes it after the session.
     # Its connections are aiohttp's (cheaper per call than httpcore2's) when the loop is asyncio.
     transport = AiohttpTransport() if AiohttpTransport.usable() else None
-    all_hooks: dict[str, list[Any]] = dict(hooks)
+    hooks["response"] = [capped_bodies(limit=limit, sse_limit=limit, name=spec.name)]
     if on_session_gone is not None:
-        all_hooks["response"] = [_session_gone_hook(on_session_gone)]
+        hooks["response"].append(_session_gone_hook(on_session_gone))
     http = await stack.enter_async_context(
-        httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT, event_hooks=all_hooks, transport=transport)
+        httpx2.AsyncClient(headers=headers, timeout=_HTTP_TIMEOUT, event_hooks=hooks, transport=transport)
     )
-    return streamable_http_client(spec.url, http_client=http), None
+    return streamable_http_client(spec.url, http_client=http, max_sse_event_size=limit + _SSE_SLACK), None

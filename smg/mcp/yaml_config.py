@@ -17,20 +17,23 @@ Shape (SMG's, plus three optional smg fields marked *)::
         tools:
           now: {alias: current_time, timeout_secs: 5}  # timeout_secs is *
 
-Top-level keys other than ``servers`` (SMG's global proxy/pool/inventory sections) are ignored; SMG's
-per-server ``proxy`` is ignored too. Any other unknown key is an error, so typos do not pass silently.
+SMG's other top-level sections (``proxy``, ``pool``, ``inventory``, ``warmup``, ``policy``) and its
+per-server ``proxy`` are accepted and ignored. Any other key, at the top, in a server or in a tool, is an
+error naming the file, the line and the key, so a typo or another tool's format (LiteLLM's
+``mcp_servers:`` mapping, say) is refused instead of being read as fewer servers.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
 from smg.mcp.config import ServerSpec, Transport
 from smg.mcp.errors import InvalidMcpConfig
+from smg.yaml_lines import key_line
 
 _PROTOCOLS: dict[str, Transport] = {
     "stdio": "stdio",
@@ -43,6 +46,9 @@ _SERVER_KEYS = frozenset(
     | {"expose", "tool_timeout_secs", "proxy"}
 )
 _TOOL_KEYS = frozenset({"alias", "timeout_secs"})
+_IGNORED_SECTIONS = ("proxy", "pool", "inventory", "warmup", "policy")
+_TOP_KEYS = frozenset({"servers", *_IGNORED_SECTIONS})
+_SHAPE = "expected 'servers:' followed by a list of {name, protocol, url or command, ...}"
 
 
 def load_mcp_config(path: str | os.PathLike[str]) -> list[ServerSpec]:
@@ -67,6 +73,10 @@ def parse_mcp_config(text: str, *, source: str = "<mcp config>") -> list[ServerS
         return []
     if not isinstance(document, Mapping):
         raise InvalidMcpConfig(f"{source}: the top level must be a mapping with a 'servers' list")
+    unknown = _unknown(document, _TOP_KEYS)
+    if unknown:
+        at = _at(source, text, [unknown[0]])
+        raise InvalidMcpConfig(f"{at}unknown top-level {_keys(unknown)}; {_SHAPE}", param=unknown[0])
     servers = document.get("servers", [])
     if servers is None:
         return []
@@ -75,7 +85,7 @@ def parse_mcp_config(text: str, *, source: str = "<mcp config>") -> list[ServerS
     specs: list[ServerSpec] = []
     seen: set[str] = set()
     for index, entry in enumerate(servers):
-        spec = _server(entry, where=f"{source}: servers[{index}]")
+        spec = _server(entry, source=source, index=index, text=text)
         if spec.name in seen:
             raise InvalidMcpConfig(
                 f"{source}: servers[{index}]: name: {spec.name!r} is defined twice",
@@ -87,14 +97,34 @@ def parse_mcp_config(text: str, *, source: str = "<mcp config>") -> list[ServerS
     return specs
 
 
-def _server(entry: object, *, where: str) -> ServerSpec:
+def _unknown(mapping: Mapping[Any, Any], known: frozenset[str]) -> list[str]:
+    return sorted(str(k) for k in mapping if k not in known)
+
+
+def _keys(names: list[str]) -> str:
+    return ("key " if len(names) == 1 else "keys ") + ", ".join(repr(n) for n in names)
+
+
+def _at(source: str, text: str, path: list[str | int]) -> str:
+    """``"FILE:LINE: "`` of the key at ``path`` (``"FILE: "`` when its line is unknown)."""
+    line = key_line(text, path)
+    return f"{source}:{line}: " if line is not None else f"{source}: "
+
+
+def _server(entry: object, *, source: str, index: int, text: str) -> ServerSpec:
+    label = f"servers[{index}]"
     if not isinstance(entry, Mapping):
-        raise InvalidMcpConfig(f"{where}: must be a mapping")
+        raise InvalidMcpConfig(f"{source}: {label}: must be a mapping")
     name = entry.get("name")
-    where = f"{where} ({name})" if isinstance(name, str) else where
-    unknown = sorted(str(k) for k in entry if k not in _SERVER_KEYS)
+    label = f"{label} ({name})" if isinstance(name, str) else label
+    where = f"{source}: {label}"
+
+    def located(*path: str) -> str:  # "FILE:LINE: servers[i] (name)" of the key at ``path``
+        return _at(source, text, ["servers", index, *path]) + label
+
+    unknown = _unknown(entry, _SERVER_KEYS)
     if unknown:
-        raise InvalidMcpConfig(f"{where}: unknown field(s) {', '.join(unknown)}", param=unknown[0])
+        raise InvalidMcpConfig(f"{located(unknown[0])}: unknown {_keys(unknown)}", param=unknown[0])
     protocol = entry.get("protocol")
     if not isinstance(protocol, str) or protocol not in _PROTOCOLS:
         raise InvalidMcpConfig(f"{where}: protocol: must be one of stdio, sse, streamable", param="protocol")
@@ -106,7 +136,7 @@ def _server(entry: object, *, where: str) -> ServerSpec:
         if any(k.lower() == "authorization" for k in headers):
             raise InvalidMcpConfig(f"{where}: token: conflicts with an Authorization header", param="token")
         headers["Authorization"] = f"Bearer {token}"
-    aliases, timeouts = _tools(entry.get("tools"), where)
+    aliases, timeouts = _tools(entry.get("tools"), where, located)
     args = entry.get("args", [])
     values: dict[str, Any] = {
         "name": name,
@@ -143,7 +173,7 @@ def _mapping(entry: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
     return {k: str(v) for k, v in value.items()}
 
 
-def _tools(value: object, where: str) -> tuple[dict[str, str], dict[str, float]]:
+def _tools(value: object, where: str, located: Callable[..., str]) -> tuple[dict[str, str], dict[str, float]]:
     aliases: dict[str, str] = {}
     timeouts: dict[str, float] = {}
     if value is None:
@@ -156,9 +186,10 @@ def _tools(value: object, where: str) -> tuple[dict[str, str], dict[str, float]]
             continue
         if not isinstance(settings, Mapping):
             raise InvalidMcpConfig(f"{where}: {field}: must be a mapping", param=field)
-        unknown = sorted(str(k) for k in settings if k not in _TOOL_KEYS)
+        unknown = _unknown(settings, _TOOL_KEYS)
         if unknown:
-            raise InvalidMcpConfig(f"{where}: {field}: unknown field(s) {', '.join(unknown)}", param=field)
+            message = f"{located('tools', str(tool), unknown[0])}: {field}: unknown {_keys(unknown)}"
+            raise InvalidMcpConfig(message, param=field)
         if "alias" in settings:
             aliases[str(tool)] = settings["alias"]
         if "timeout_secs" in settings:

@@ -3,12 +3,22 @@ prometheus_client. Label values come from bounded, server-controlled sets (`Boun
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Callable
 
-# SMG's duration buckets (seconds).
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# SMG's default duration buckets (seconds), as SMG's Rust recorder sets them for every duration, TTFT
+# and TPOT histogram.
 DURATION_BUCKETS = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 45.0,
-    60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 450.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0,
+    60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 480.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0,
 )  # fmt: skip
 
 
@@ -28,15 +38,56 @@ class Bounded:
         return value
 
 
+class ModelLabel:
+    """The ``model`` label: only names some registered worker serves, so a client naming models nobody
+    serves adds no series. The first ``limit`` served names keep their own value, later ones are
+    ``other``; a name no worker serves maps to None (the caller records nothing for it).
+
+    ``served`` says whether a registered worker serves a name (workers added at run time, by any
+    source, included); it is asked only for a name not labelled before, so a known name costs one
+    dict lookup."""
+
+    def __init__(self, limit: int = 100) -> None:
+        self._limit = limit
+        self._values: dict[str, str] = {}  # served name -> its label value (itself or "other")
+        self._own = 0
+        self._served: Callable[[str], bool] = lambda _model: False
+
+    def served_by(self, served: Callable[[str], bool]) -> None:
+        """Take served names from ``served`` (the worker registry); until then no name is served."""
+        self._served = served
+
+    def __call__(self, model: str) -> str | None:
+        value = self._values.get(model)
+        if value is not None:
+            return value
+        if not self._served(model):
+            return None
+        if self._own < self._limit:
+            self._own += 1
+            value = model
+        else:
+            value = "other"
+        self._values[model] = value
+        return value
+
+
 class Metrics:
-    """The metric families of all six layers: HTTP, router, worker, discovery, MCP, storage."""
+    """The metric families of all six layers: HTTP, router, worker, discovery, MCP, storage.
+
+    Counters and histograms carry no ``_created`` series: prometheus_client's switch for them is
+    process-wide and read when a registry is collected, so building a `Metrics` turns it off for every
+    rendering in the process."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         b = DURATION_BUCKETS
         # Layer 1: HTTP
-        self.http_requests = Counter("smg_http_requests", "HTTP requests", ["method", "path"], registry=r)
+        self.http_requests = Counter(
+            "smg_http_requests", "Total HTTP requests", ["method", "path"], registry=r
+        )
         self.http_duration = Histogram(
             "smg_http_request_duration_seconds",
             "HTTP request duration",
@@ -108,7 +159,10 @@ class Metrics:
         )
         # Layer 5: MCP
         self.mcp_tool_calls = Counter(
-            "smg_mcp_tool_calls", "MCP tool calls", ["server", "tool_name", "result"], registry=r
+            "smg_mcp_tool_calls",
+            "MCP tool calls; result is success or error, outcome the finer status",
+            ["server", "tool_name", "result", "outcome"],
+            registry=r,
         )
         self.mcp_tool_duration = Histogram(
             "smg_mcp_tool_duration_seconds",
@@ -159,7 +213,7 @@ class Metrics:
         self.server_label = Bounded()
         self.tool_label = Bounded(500)
         self.path_label = Bounded(64)
-        self.model_label = Bounded()
+        self.model_label = ModelLabel()
         self.error_label = Bounded(64)
 
     def render(self) -> bytes:

@@ -13,6 +13,10 @@ from smg.workers.breaker import BreakerState
 log = logging.getLogger("smg.observability")
 F = TypeVar("F", bound=Callable[..., None])
 
+# The methods of RFC 9110 and PATCH (RFC 5789) keep their name as the `method` label; any other token a
+# client sends (WebDAV's PROPFIND, made-up ones) is `other`. The label is recorded before authentication.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
 
 def guarded(fn: F) -> F:
     """Run a telemetry hook; log and swallow any failure (the telemetry guard)."""
@@ -117,6 +121,8 @@ class HttpMetrics:
     def on_end(self, *, method: str, path: str, status: int, error_code: str, duration: float) -> None:
         m = self._m
         path = m.path_label(path)
+        if method not in HTTP_METHODS:
+            method = "other"
         m.http_connections.dec()
         self._requests(method, path).inc()
         self._duration(method, path).observe(duration)
@@ -147,8 +153,9 @@ class RouterMetrics:
     @guarded
     def on_routed(self, model: str, *, streaming: bool, duration: float, error_code: str | None) -> None:
         m = self._m
-        # A client-chosen name no worker serves must not become a label value.
-        model_label = "unknown" if error_code == "model_not_found" else m.model_label(model)
+        model_label = m.model_label(model)
+        if model_label is None or error_code == "model_not_found":  # no worker serves it: not routed
+            return
         labels = ("http", model_label, "chat", "true" if streaming else "false")
         self._requests(*labels).inc()
         self._duration(*labels).observe(duration)
@@ -161,6 +168,8 @@ class RouterMetrics:
     ) -> None:
         m = self._m
         model_label = m.model_label(model)
+        if model_label is None:  # the worker that answered was removed since: keep labels bounded
+            return
         if ttft is not None:
             self._ttft(model_label).observe(ttft)
         if tpot is not None:
@@ -177,6 +186,12 @@ class RouterMetrics:
 _BREAKER_VALUES = {"closed": 0, "open": 1, "half_open": 2}
 
 
+def tool_result(status: str) -> str:
+    """The ``result`` label of a tool call, in SMG's values: ``success`` or ``error`` (the finer
+    ``status`` is the ``outcome`` label)."""
+    return "success" if status == "ok" else "error"
+
+
 class McpMetrics:
     """`smg.mcp.hooks.McpObserver` and `smg.routing.execution.LoopObserver` backed by metrics.
 
@@ -191,7 +206,7 @@ class McpMetrics:
     def on_tool_call(self, server: str, tool: str, status: str, duration: float) -> None:
         m = self._m
         s, t = m.server_label(server), m.tool_label(tool)
-        m.mcp_tool_calls.labels(s, t, status).inc()
+        m.mcp_tool_calls.labels(s, t, tool_result(status), status).inc()
         m.mcp_tool_duration.labels(s, t).observe(duration)
 
     @guarded
@@ -228,7 +243,9 @@ class LoopMetrics:
 
     @guarded
     def on_iteration(self, model: str, *, iteration: int) -> None:
-        self._m.mcp_iterations.labels(self._m.model_label(model)).inc()
+        label = self._m.model_label(model)
+        if label is not None:
+            self._m.mcp_iterations.labels(label).inc()
 
     @guarded
     def on_tool_call(self, server: str, tool: str, *, status: str, duration: float) -> None:

@@ -1,7 +1,8 @@
 """OpenTelemetry tracing behind the span hooks of the edge, routing, the dispatcher and the tool loop
 (DESIGN 5.2). The span tree of a request::
 
-    POST /v1/chat/completions          server    (joins the client's traceparent)
+    POST /v1/chat/completions          server    (opentelemetry-instrumentation-fastapi; joins the
+                                                  client's traceparent: `smg.observability.tracing_setup`)
       smg.route                        internal  (one per routed request)
         chat <model>                   client    (one per worker attempt, pass-through)
         tool_loop iteration N          internal  (one per model call of the tool loop)
@@ -11,7 +12,8 @@
 `Tracing` implements `smg.api.middleware.RequestTracer`, `smg.routing.chat.RouteTracer`,
 `smg.workers.dispatch.AttemptTracer` and `smg.routing.spans.LoopTracer`; `NULL_TRACING` is the no-op
 used when ``--enable-trace`` is off: it returns shared no-op objects, builds no attributes and never calls
-OpenTelemetry. Every hook is guarded: a tracing failure is logged and never fails a request.
+OpenTelemetry. Every hook is guarded: a tracing failure is logged and never fails a request. The server
+span is the instrumentation's; `server_span` hands it to the edge, which adds what it knows.
 """
 
 from __future__ import annotations
@@ -23,13 +25,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-from smg.settings import TraceSettings
 
 log = logging.getLogger("smg.observability")
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -37,19 +34,6 @@ _TRACE_HEADERS = ("traceparent", "tracestate")
 TracerProviderLike = (
     trace.TracerProvider
 )  # what `build_context` accepts, named so callers need no otel import
-
-
-def configure_tracing(settings: TraceSettings) -> TracerProvider | None:
-    """A provider exporting batches over OTLP/gRPC (plain text) to ``settings.otlp_endpoint``; None when
-    tracing is off. The caller shuts it down (which flushes what is left)."""
-    if not settings.enabled:
-        return None
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-    provider = TracerProvider(resource=Resource.create({"service.name": "smg"}))
-    exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=True)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
 
 
 class _NullAttempt:
@@ -88,10 +72,8 @@ _NULL_SPAN_BLOCK: contextlib.AbstractContextManager[_NullSpan] = contextlib.null
 class NullTracing:
     """Tracing off: every hook is a no-op and headers pass through unchanged."""
 
-    def server_span(
-        self, method: str, headers: Mapping[bytes, bytes]
-    ) -> contextlib.AbstractContextManager[_NullSpan]:
-        return _NULL_SPAN_BLOCK
+    def server_span(self) -> _NullSpan:
+        return _NULL_SPAN
 
     def start_route(self, model: str, *, streaming: bool, policy: str) -> _NullSpan:
         return _NULL_SPAN
@@ -202,6 +184,7 @@ class Tracing:
     """Span hooks backed by ``provider`` (an SDK `TracerProvider`, or any OTel API provider)."""
 
     def __init__(self, provider: trace.TracerProvider) -> None:
+        self.provider = provider
         self._tracer = provider.get_tracer("smg")
 
     @contextlib.contextmanager
@@ -223,17 +206,12 @@ class Tracing:
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
 
-    def server_span(
-        self, method: str, headers: Mapping[bytes, bytes]
-    ) -> contextlib.AbstractContextManager[_Span]:
-        """The inbound request's server span, current while the request runs; joins the client's trace."""
-        carrier = {k: headers[k.encode()].decode("latin-1") for k in _TRACE_HEADERS if k.encode() in headers}
-        try:
-            parent = _PROPAGATOR.extract(carrier) if carrier else otel_context.Context()
-        except Exception:  # the telemetry guard: a malformed header starts a new trace
-            log.exception("tracing: reading the client's traceparent failed")
-            parent = otel_context.Context()
-        return self._current(method, SpanKind.SERVER, {"http.request.method": method}, context=parent)
+    def server_span(self) -> _Span | _NullSpan:
+        """The current request's server span (made around the whole app by the instrumentation that
+        `smg.observability.tracing_setup.instrument_app` installs), or the no-op span when the request is
+        not traced (an excluded URL, or not sampled)."""
+        span = trace.get_current_span()
+        return _Span(span) if span.is_recording() else _NULL_SPAN
 
     def start_attempt(self, model: str, worker: str, *, attempt: int) -> _Attempt:
         """A client span for one worker attempt, a child of the current span (not made current)."""

@@ -9,19 +9,30 @@ fragments: fragments are matched by ``index`` (the id and name come in the first
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+MAX_EVENT_BYTES = 8 * 1024 * 1024  # one chat chunk is a few hundred bytes; this is a broken stream
+
+
+class SseEventTooLarge(ValueError):
+    """An unfinished SSE event grew past the decoder's limit."""
 
 
 class SseDecoder:
-    """Incremental SSE decoder: `feed` bytes, get the data payloads of the events they completed."""
+    """Incremental SSE decoder: `feed` bytes, get the data payloads of the events they completed.
+    Holds at most ``max_event_bytes`` of an unfinished event; `feed` raises SseEventTooLarge past it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._buffer = b""
+        self._max = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[str]:
         self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
         *events, self._buffer = self._buffer.split(b"\n\n")
+        if len(self._buffer) > self._max:
+            self._buffer = b""
+            raise SseEventTooLarge(f"an SSE event exceeded {self._max} bytes")
         payloads: list[str] = []
         for event in events:
             data = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
@@ -57,7 +68,7 @@ class AccumulatedCall:
 class _Partial:
     id: str = ""
     name: str = ""
-    arguments: str = ""
+    arguments: list[str] = field(default_factory=list)  # the fragments, joined once (+= is quadratic)
 
 
 class ToolCallAccumulator:
@@ -95,12 +106,12 @@ class ToolCallAccumulator:
                     partial.name = name
                 arguments = function.get("arguments")
                 if isinstance(arguments, str):
-                    partial.arguments += arguments
+                    partial.arguments.append(arguments)
 
     def calls(self) -> list[AccumulatedCall]:
         """The calls seen so far, by index."""
         return [
-            AccumulatedCall(index=i, id=p.id, name=p.name, arguments=p.arguments)
+            AccumulatedCall(index=i, id=p.id, name=p.name, arguments="".join(p.arguments))
             for i, p in sorted(self._calls.items())
         ]
 

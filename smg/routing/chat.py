@@ -212,8 +212,10 @@ class ChatService:
         tail = b""
         try:
             async for chunk in upstream.chunks():
-                tail = (tail + chunk)[-64:]
+                # Not (tail + chunk)[-64:]: that copies every chunk, a large one too.
+                tail = chunk[-64:] if len(chunk) >= 64 else (tail + chunk)[-64:]
                 out = meter.feed(chunk, time.perf_counter())
+                del chunk  # while the client is slow to take ``out``, hold only ``out``
                 if out:
                     yield out
             rest = meter.flush()

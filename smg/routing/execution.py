@@ -27,7 +27,9 @@ class LoopObserver(Protocol):
     """Telemetry hooks of the tool loop (metrics, tracing); implementations must not raise."""
 
     def on_iteration(self, model: str, *, iteration: int) -> None:
-        """A model call of the loop is about to be made (``iteration`` is 1-based)."""
+        """A model call of the loop got a worker's 2xx answer (for a stream: its head); ``iteration`` is
+        1-based. A call that never reached a worker (no worker serves the model, none is available) or
+        that failed is not reported."""
         ...
 
     def on_tool_call(self, server: str, tool: str, *, status: str, duration: float) -> None:

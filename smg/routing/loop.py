@@ -98,13 +98,13 @@ class ToolLoop:
             ledger.iterations += 1
             report.iterations = ledger.iterations
             with current(self._tracer.start_iteration(request.model, ledger.iterations)) as span:
-                self._observer.on_iteration(request.model, iteration=ledger.iterations)
                 done = await self._dispatcher.complete(
                     request.model,
                     orjson.dumps(body | {"messages": messages}),
                     headers=request.headers,
                     affinity_key=request.affinity_key,
                 )
+                self._observer.on_iteration(request.model, iteration=ledger.iterations)
                 reply = _reply_of(done)
                 first = first or reply
                 ledger.add_usage(reply.get("usage"))

@@ -29,7 +29,7 @@ import orjson
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.mcp.types import McpRuntime
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
-from smg.routing.accumulator import SseDecoder, ToolCallAccumulator
+from smg.routing.accumulator import SseDecoder, SseEventTooLarge, ToolCallAccumulator
 from smg.routing.budgets import LoopLedger, stop_notice
 from smg.routing.execution import LoopObserver, execute_round, round_decision, with_ids
 from smg.routing.metering import Generation, per_token, usage_tokens
@@ -44,7 +44,7 @@ log = logging.getLogger("smg.routing")
 @dataclass
 class _Round:
     calls: ToolCallAccumulator = field(default_factory=ToolCallAccumulator)
-    content: str = ""
+    content: list[str] = field(default_factory=list)  # the deltas, joined once (+= is quadratic)
     finish_reason: str | None = None
     usage: Any = None
     model: Any = None
@@ -92,7 +92,6 @@ class StreamRun:
     async def open(self) -> AsyncIterator[bytes]:
         """Open the first round's stream and return `events`. Raises what `Dispatcher.open_stream` raises."""
         self._ledger.iterations = 1
-        self._observer.on_iteration(self._request.model, iteration=1)
         try:
             upstream = await self._open_round()
         except SmgError as exc:
@@ -110,12 +109,14 @@ class StreamRun:
             self._span = self._tracer.start_iteration(self._request.model, self._ledger.iterations)
         self._report.iterations = self._ledger.iterations
         with self._span.activate():
-            return await self._dispatcher.open_stream(
+            upstream = await self._dispatcher.open_stream(
                 self._request.model,
                 orjson.dumps(self._body | {"messages": self._messages}),
                 headers=self._request.headers,
                 affinity_key=self._request.affinity_key,
             )
+        self._observer.on_iteration(self._request.model, iteration=self._ledger.iterations)
+        return upstream
 
     async def events(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
         """The client's SSE bytes; ``upstream`` is the already opened first round."""
@@ -161,13 +162,12 @@ class StreamRun:
                 yield progress_comment(record)
             assistant = {
                 "role": "assistant",
-                "content": current.content or None,
+                "content": "".join(current.content) or None,
                 "tool_calls": [c.as_message_call() for c in calls],
             }
             self._messages += [assistant, *tool_messages]
             self._span.end()
             ledger.iterations += 1
-            self._observer.on_iteration(self._request.model, iteration=ledger.iterations)
             upstream = await self._open_round()
         output = usage_tokens(current.usage)
         report.tpot = per_token(
@@ -201,7 +201,7 @@ class StreamRun:
         completed = False
         try:
             async for raw in upstream.chunks():
-                for data in decoder.feed(raw):
+                for data in _decoded(decoder, raw, upstream.worker.url):
                     if data.strip() == "[DONE]":
                         current.done = True
                         continue
@@ -247,10 +247,19 @@ class StreamRun:
             if current.first_token is None:
                 current.first_token = current.last_token
         if isinstance(content, str) and content:
-            current.content += content
+            current.content.append(content)
             out += self._out.tokens({"content": content})
         if isinstance(tool_calls, list):
             current.calls.feed(tool_calls)
         if choice.get("finish_reason"):
             current.finish_reason = str(choice["finish_reason"])
         return out
+
+
+def _decoded(decoder: SseDecoder, raw: bytes, worker: str) -> list[str]:
+    """The payloads ``raw`` completes. Raises UpstreamProtocolError for an event past the decoder's bound
+    (a worker that never ends its event must not grow the gateway's memory)."""
+    try:
+        return decoder.feed(raw)
+    except SseEventTooLarge as exc:
+        raise UpstreamProtocolError(f"worker {worker} sent a broken stream: {exc}", worker=worker) from None

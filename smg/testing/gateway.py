@@ -12,10 +12,11 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from smg.api.http_server import head_bounded_protocol
 from smg.app import create_app
 from smg.cli.launch import ReadyServer
 from smg.context import AppContext, build_context
-from smg.settings import Settings
+from smg.settings import ServerSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,17 @@ async def serving(app: ASGIApp, *, host: str = "127.0.0.1") -> AsyncIterator[str
     sock.bind((host, 0))
     sock.listen(512)
     sock.setblocking(False)
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, http="httptools")
+    limits = ServerSettings()
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        http=head_bounded_protocol(
+            max_head_bytes=limits.max_request_head_bytes, head_timeout_secs=limits.request_head_timeout_secs
+        ),
+        proxy_headers=False,  # as `smg.cli.launch` serves: the client address is the TCP peer's
+    )
     server = ReadyServer(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # tests own signals
     task = asyncio.create_task(server.serve(sockets=[sock]))

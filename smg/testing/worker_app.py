@@ -161,7 +161,8 @@ class _Worker:
         await response.prepare(request)
         drop, delay_ms = self.faults.drop_after_chunks, self.faults.chunk_delay_ms
         if drop is None and not delay_ms:
-            await response.write(b"".join(events))
+            for piece in _pieces(events):
+                await self._write(response, piece)
             return response
         for sent, event in enumerate(events):
             if sent == drop:
@@ -171,8 +172,20 @@ class _Worker:
                 return response
             if sent and delay_ms:
                 await self._pause(delay_ms)
-            await response.write(event)
+            await self._write(response, event)
         return response
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        """Write one piece of a stream, counted in the stats. The write suspends only while the socket's
+        buffer is full (aiohttp drains past 64 KiB), so a control-plane request sees
+        ``stream_writes_blocked`` above zero only while a peer is not reading."""
+        stats = self.stats
+        stats.stream_writes_blocked += 1
+        try:
+            await response.write(data)
+        finally:
+            stats.stream_writes_blocked -= 1
+        stats.stream_bytes_sent += len(data)
 
     async def _pause(self, milliseconds: int) -> None:
         """Sleep, but wake early when the worker shuts down."""
@@ -182,6 +195,26 @@ class _Worker:
 
 
 _INVALID: Any = object()
+_PIECE = 64 * 1024
+
+
+def _pieces(events: list[bytes]) -> list[bytes]:
+    """The events joined into writes of about `_PIECE` bytes: few writes (one per event would make the
+    worker several times slower), yet a long stream is not handed to the socket in one block."""
+    pieces: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0
+    for event in events:
+        batch.append(event)
+        size += len(event)
+        if size >= _PIECE:
+            pieces.append(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        pieces.append(b"".join(batch))
+    return pieces
+
+
 _WORKER = web.AppKey("smg_testing_worker", _Worker)
 
 

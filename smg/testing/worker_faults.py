@@ -112,11 +112,24 @@ assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(Faults)} - {"epo
 
 @dataclass(slots=True)
 class WorkerStats:
-    """Counters of the requests a worker received (since start)."""
+    """Counters of the requests a worker received (since start), and of what its streams wrote.
+
+    Attributes:
+        stream_bytes_sent: stream body bytes whose write has returned, summed over all streams (a
+            write returns once the socket's buffer has room, so bytes the peer does not read stay out).
+        stream_writes_blocked: stream writes now waiting for the peer to read (flow control).
+    """
 
     chat_requests: int = 0
     health_checks: int = 0
+    stream_bytes_sent: int = 0
+    stream_writes_blocked: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """Return the counters as a JSON-ready dict."""
-        return {"chat_requests": self.chat_requests, "health_checks": self.health_checks}
+        return {
+            "chat_requests": self.chat_requests,
+            "health_checks": self.health_checks,
+            "stream_bytes_sent": self.stream_bytes_sent,
+            "stream_writes_blocked": self.stream_writes_blocked,
+        }

@@ -6,6 +6,7 @@ Maps transport failures onto the error tree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from smg.workers.http1 import Http1Client, Http1Response
 from smg.workers.worker import Worker
 
 _URL_CACHE_SIZE = 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # refused in a header (RFC 9110 section 5.5), tab allowed
 
 
 class AiohttpResponse:
@@ -70,16 +72,21 @@ def _mapped(worker: Worker) -> Iterator[None]:
 
 def _head(worker: Worker, headers: Mapping[str, str]) -> bytes:
     """Request header lines for `Http1Client`, the ones aiohttp would send (Host and Content-Length
-    are added there)."""
+    are added there), encoded as aiohttp encodes them (UTF-8). Values that come from a client are
+    printable ASCII by then (the edge refuses others), so they go out byte for byte.
+
+    Raises ValueError for a control character other than tab in a name or value, as aiohttp does.
+    """
     out = {"Accept": "*/*", "Accept-Encoding": "identity", **headers}
     if "Content-Type" not in out and "content-type" not in out:
         out["Content-Type"] = "application/octet-stream"
     if worker.api_key:
         out["Authorization"] = f"Bearer {worker.api_key}"
-    text = "".join(f"{k}: {v}\r\n" for k, v in out.items())
-    if text.count("\n") != len(out) or text.count("\r") != len(out):
-        raise ValueError("Newline or carriage return character detected in HTTP header")
-    return text.encode()
+    for k, v in out.items():
+        # isprintable() is the fast test; it also refuses tab and some non-ASCII, hence the second one.
+        if not (k.isprintable() and v.isprintable()) and _CONTROL.search(k + v):
+            raise ValueError(f"control character in the HTTP header {k!r}")
+    return "".join(f"{k}: {v}\r\n" for k, v in out.items()).encode()
 
 
 class WorkerClient:
@@ -142,7 +149,9 @@ class WorkerClient:
         Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError.
         """
         if worker.url.startswith("http://"):
-            async with self._http1.post(worker, path, body, _head(worker, headers), stream=stream) as r:
+            exchange = self._http1.post(worker, path, body, _head(worker, headers), stream=stream)
+            del body  # the exchange has it until it is sent; a stream lasts as long as its reader is slow
+            async with exchange as r:
                 yield r
             return
         timeout = self._stream_timeout if stream else self._whole_timeout

@@ -27,7 +27,9 @@ import yaml
 
 from smg.errors import WorkerExists, WorkerNotFound
 from smg.workers.pool import WorkerPool
+from smg.workers.retry import every
 from smg.workers.worker import Worker
+from smg.yaml_lines import key_line
 
 log = logging.getLogger("smg.workers.discovery")
 SOURCE = "file"
@@ -61,14 +63,17 @@ def _check_url(raw: object, where: str) -> str:
     return url
 
 
-def _entry(item: object, where: str) -> _Entry:
+def _entry(item: object, where: str, text: str, index: int) -> _Entry:
     if isinstance(item, str):
         return _Entry(_check_url(item, where))
     if not isinstance(item, dict):
         raise _Malformed(f"{where}: expected a URL or a mapping with url and api_key")
     unknown = sorted(str(k) for k in item if k not in _ENTRY_KEYS)
     if unknown:
-        raise _Malformed(f"{where}: unknown key(s) {', '.join(unknown)}")
+        line = key_line(text, [index, unknown[0]])
+        at = f"line {line}: " if line is not None else ""
+        names = ", ".join(repr(k) for k in unknown)
+        raise _Malformed(f"{at}{where}: unknown key(s) {names} (an entry takes url and api_key)")
     api_key = item.get("api_key")
     if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
         raise _Malformed(f"{where}: api_key must be a non-empty string")
@@ -83,11 +88,17 @@ def _parse(text: str) -> dict[str, _Entry]:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise _Malformed(f"not valid YAML or JSON{at}") from None
+    if isinstance(doc, dict) and doc:  # e.g. "workers: [...]": name the key that is not expected
+        keys = ", ".join(repr(str(k)) for k in doc)
+        raise _Malformed(
+            f"line {key_line(text, [str(next(iter(doc)))]) or 1}: unknown key(s) {keys}: "
+            "expected a list of workers"
+        )
     if not isinstance(doc, list):  # an empty file too: it may be caught half-written
         raise _Malformed("expected a list of workers")
     entries: dict[str, _Entry] = {}
     for i, item in enumerate(doc):
-        entry = _entry(item, f"[{i}]")
+        entry = _entry(item, f"[{i}]", text, i)
         if entry.url in entries:
             raise _Malformed(f"[{i}]: duplicate URL {entry.url!r}")
         entries[entry.url] = entry
@@ -114,6 +125,8 @@ class WorkerFileWatcher:
         self._pool = pool
         self._interval = interval_secs
         self._sleep = sleep
+        # A file that cannot be read or parsed is retried at the next poll, under this tenacity policy.
+        self._poller = every(interval_secs, sleep=sleep, job=f"worker file {self.path}")
         self._lock = asyncio.Lock()
         self._digest: bytes | None = None  # content last looked at, applied or rejected
         self._last_error: str | None = None
@@ -144,10 +157,9 @@ class WorkerFileWatcher:
             return await self._apply(wanted)
 
     async def run(self) -> None:
-        """Poll forever, every ``interval_secs``."""
-        while True:
-            await self._sleep(self._interval)
-            await self.sync_once()
+        """Poll forever, every ``interval_secs`` (the first time one interval after the start)."""
+        await self._sleep(self._interval)
+        await self._poller.copy()(self.sync_once)
 
     def _report(self, message: str) -> None:
         if message != self._last_error:

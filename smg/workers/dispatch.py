@@ -1,5 +1,8 @@
 """Dispatch one request to a worker: select -> attempt (with retries) -> record the outcome.
 
+The first attempt runs plain; only when it failed retryably does the tenacity controller of
+`smg.workers.retry.RetryPolicy` run the retries, each on a worker not yet tried when there is one.
+
 ``complete`` returns a finished response (its body read inside the attempt, so a broken body is retried).
 ``open_stream`` retries until a worker answers 2xx headers; from then on nothing is retried, because
 bytes are about to reach the client.
@@ -20,7 +23,7 @@ from smg.settings import RetrySettings
 from smg.workers.client import UpstreamResponse, WorkerClient
 from smg.workers.hooks import WorkerObserver
 from smg.workers.policies import SelectionPolicy
-from smg.workers.retry import RETRYABLE_STATUS, Sleep, error_type, is_retryable, with_retries
+from smg.workers.retry import RETRYABLE_STATUS, RetryPolicy, Sleep, error_type
 from smg.workers.worker import Worker, WorkerRegistry
 
 T = TypeVar("T")
@@ -128,10 +131,14 @@ class Dispatcher:
         self._registry = registry
         self._client = client
         self._policy = policy
-        self._retry = retry
         self._observer = observer
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._retries = RetryPolicy(
+            retry,
+            sleep=sleep,
+            rng=rng or random.Random(),
+            on_retry=self._on_retry,
+            on_exhausted=observer.on_retries_exhausted,
+        )
 
     @property
     def policy_name(self) -> str:
@@ -207,17 +214,33 @@ class Dispatcher:
     async def _with_retries(
         self, model: str, affinity_key: bytes | None, once: Callable[[Worker, int], Awaitable[T]]
     ) -> T:
-        tried: set[str] = set()
-        last: UpstreamError | None = None
+        worker = self._select(model, affinity_key, None)
+        try:
+            return await once(worker, 1)
+        except UpstreamError as exc:
+            if not self._retries.resumes(exc):
+                raise
+            first = exc
+        return await self._retry(model, affinity_key, once, first, worker.url)
+
+    async def _retry(
+        self,
+        model: str,
+        affinity_key: bytes | None,
+        once: Callable[[Worker, int], Awaitable[T]],
+        first: UpstreamError,
+        first_worker: str,
+    ) -> T:
+        """Attempts 2, 3, ... under the retry policy's tenacity controller, after ``first``."""
+        tried = {first_worker}
+        last = first
 
         async def attempt(number: int) -> T:
             nonlocal last
             try:
                 worker = self._select(model, affinity_key, tried)
-            except NoAvailableWorkers:
-                if last is not None:  # a retry found no worker left: report what the last one did
-                    raise last from None
-                raise
+            except NoAvailableWorkers:  # a retry found no worker left: report what the last one did
+                raise last from None
             tried.add(worker.url)
             try:
                 return await once(worker, number)
@@ -225,23 +248,17 @@ class Dispatcher:
                 last = exc
                 raise
 
-        def on_retry(delay: float, exc: UpstreamError) -> None:
-            self._observer.on_retry(delay_secs=delay, error_type=error_type(exc))
+        return await self._retries.resume(first, attempt)
 
-        try:
-            return await with_retries(
-                self._retry, attempt, sleep=self._sleep, rng=self._rng, on_retry=on_retry
-            )
-        except UpstreamError as exc:
-            if len(tried) > 0 and self._retry.attempts > 1 and is_retryable(exc):
-                self._observer.on_retries_exhausted()
-            raise
+    def _on_retry(self, delay: float, exc: UpstreamError) -> None:
+        self._observer.on_retry(delay_secs=delay, error_type=error_type(exc))
 
-    def _select(self, model: str, affinity_key: bytes | None, tried: set[str]) -> Worker:
+    def _select(self, model: str, affinity_key: bytes | None, tried: set[str] | None) -> Worker:
         started = time.perf_counter()
         candidates = self._registry.candidates(model)
-        untried = [w for w in candidates if w.url not in tried] or candidates
-        worker = self._policy.select(untried, affinity_key=affinity_key)
+        if tried:  # a retry: prefer a worker not yet tried
+            candidates = [w for w in candidates if w.url not in tried] or candidates
+        worker = self._policy.select(candidates, affinity_key=affinity_key)
         self._observer.on_selected(self._policy.name, worker.url, duration=time.perf_counter() - started)
         return worker
 

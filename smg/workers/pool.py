@@ -14,6 +14,7 @@ from smg.settings import BreakerSettings, HealthSettings
 from smg.workers.breaker import BreakerState, CircuitBreaker
 from smg.workers.client import WorkerClient
 from smg.workers.hooks import WorkerObserver
+from smg.workers.retry import Sleep, every
 from smg.workers.worker import Worker, WorkerRegistry
 
 log = logging.getLogger("smg.workers")
@@ -39,6 +40,7 @@ class WorkerPool:
         health: HealthSettings,
         observer: WorkerObserver,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.registry = registry
         self._client = client
@@ -46,6 +48,9 @@ class WorkerPool:
         self._health = health
         self._observer = observer
         self._clock = clock
+        self._sleep = sleep
+        # The retry policy of probes, and of the discovery of models still unknown: every interval.
+        self._prober = every(health.interval_secs, sleep=sleep, job="health prober")
         self._streaks: dict[str, int] = {}  # url -> +n consecutive good probes, -n consecutive bad
 
     async def add(self, url: str, *, api_key: str | None = None, source: str = "admin") -> Worker:
@@ -118,9 +123,10 @@ class WorkerPool:
         self._observer.on_health(worker.url, healthy)
 
     async def run_prober(self) -> None:
-        """Probe forever every ``interval_secs`` (a no-op loop exit when health checks are disabled)."""
+        """Probe every ``interval_secs`` forever, the first time one interval after the start, under the
+        prober's tenacity policy (a round that raised is logged and retried); returns at once when health
+        checks are disabled."""
         if not self._health.enabled:
             return
-        while True:
-            await asyncio.sleep(self._health.interval_secs)
-            await self.probe_once()
+        await self._sleep(self._health.interval_secs)
+        await self._prober.copy()(self.probe_once)

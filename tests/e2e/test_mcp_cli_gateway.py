@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from mcp_servers.faults import LONG_TOOL_NAME
@@ -93,3 +94,22 @@ def test_a_wrong_admin_key_is_one_error_line_and_exit_1(gateway: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("smg: error: ")
     assert "401" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_stdio_server_that_cannot_start_is_refused_naming_its_cause(gateway: str) -> None:
+    cause = "cannot run '/nonexistent/server': No such file or directory"
+    refused = _mcp(gateway, "add", "nocmd", "--", "/nonexistent/server")
+    assert refused.returncode == 1
+    assert cause in refused.stderr.splitlines()[-1]
+
+    resp = httpx.post(
+        f"{gateway}/mcp/servers",
+        json={"name": "nocmd", "transport": "stdio", "command": "/nonexistent/server"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+    )
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["code"] == "mcp_registration_refused"
+    assert cause in error["message"]
+    assert _json(gateway, "list") == {"servers": []}

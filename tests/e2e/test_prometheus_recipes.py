@@ -1,12 +1,13 @@
 """Every PromQL recipe in docs/monitoring.md returns data from a real Prometheus scraping a real gateway.
 
 Real processes on 127.0.0.1: a healthy worker, a failing worker (503 on every chat request, the only one
-serving ``bad-model``), a worker whose health check fails (``sick-model``), the calc MCP server over
-streamable HTTP, the gateway (admission 1 permit, no queue; breaker threshold 2; one retry) and
-``prometheus`` scraping the gateway's metrics listener every second. A background workload keeps every
-kind of event flowing (successes, 5xx, breaker opening, 429 rejections, tool loops ok and failing, streams
-with and without ``include_usage``) while each recipe is polled through ``/api/v1/query`` until it returns
-a non-empty result.
+serving ``bad-model``), a worker whose health check fails (``sick-model``), a slow worker (``held-model``,
+2 s per answer), the calc MCP server over streamable HTTP, the gateway (admission 2 permits, no queue;
+breaker threshold 2; one retry) and ``prometheus`` scraping the gateway's metrics listener every second. A
+background workload keeps every kind of event flowing (successes, 5xx, breaker opening, 429 rejections,
+tool loops ok and failing, streams with and without ``include_usage``) and a second one keeps a request to
+the slow worker in flight, while each recipe is polled through ``/api/v1/query`` until it returns a
+non-empty result.
 """
 
 from __future__ import annotations
@@ -43,8 +44,48 @@ _FENCE = re.compile(r"^```promql\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _MACROS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "5m"}
 
 TOOL_OK = 'CALL calc__evaluate {"expression": "2+2"}'
-TOOL_ERROR = 'CALL calc__evaluate {"expression": "x + 1"}'  # a name: calc refuses it (result="error")
+TOOL_ERROR = 'CALL calc__evaluate {"expression": "x + 1"}'  # a name: calc refuses it (outcome="error")
 MCP_TOOLS = [{"type": "mcp", "server_label": "calc", "require_approval": "never"}]
+
+
+# SMG's guide writes its load distribution query with a plain `sum`, which drops the `job` and `instance`
+# labels every scraped series carries, so `ignoring(worker)` matches nothing: it never returns data. The
+# doc gives it with `sum without (worker)`; the test shows the original form empty on the live data.
+SEED_LOAD_DISTRIBUTION = (
+    "smg_worker_requests_active / ignoring(worker) group_left sum(smg_worker_requests_active)"
+)
+LOAD_DISTRIBUTION = (
+    "smg_worker_requests_active / ignoring(worker) group_left"
+    " sum without (worker) (smg_worker_requests_active)"
+)
+# Every query of SMG's monitoring guide (Grafana panels, useful queries, verification), as written there
+# (its two-line queries joined with one space), but for the load distribution above. Its alert
+# expressions are promtool-tested in compose/.
+SEED_RECIPES = (
+    "sum(rate(smg_http_requests_total[5m]))",
+    "histogram_quantile(0.99, rate(smg_http_request_duration_seconds_bucket[5m]))",
+    'sum(rate(smg_http_responses_total{status_code=~"5.."}[5m])) / sum(rate(smg_http_responses_total[5m]))',
+    "histogram_quantile(0.5, rate(smg_router_ttft_seconds_bucket[5m]))",
+    "sum(rate(smg_router_tokens_total[5m]))",
+    "sum(smg_worker_health)",
+    "sum by (path) (rate(smg_http_requests_total[5m]))",
+    'sum(rate(smg_http_responses_total{status_code="200"}[5m])) / sum(rate(smg_http_responses_total[5m]))',
+    "histogram_quantile(0.50, rate(smg_http_request_duration_seconds_bucket[5m]))",
+    "histogram_quantile(0.95, rate(smg_http_request_duration_seconds_bucket[5m]))",
+    "histogram_quantile(0.99, rate(smg_http_request_duration_seconds_bucket[5m]))",
+    "sum by (model) (rate(smg_router_tokens_total[5m]))",
+    "histogram_quantile(0.5, sum by (model, le) (rate(smg_router_ttft_seconds_bucket[5m])))",
+    'sum(rate(smg_router_tokens_total{type="output"}[5m]))'
+    ' / sum(rate(smg_router_tokens_total{type="input"}[5m]))',
+    LOAD_DISTRIBUTION,
+    "count(smg_worker_health == 0)",
+    "count by (worker) (smg_worker_cb_state == 1)",
+    'sum(rate(smg_mcp_tool_calls_total{result="success"}[5m])) / sum(rate(smg_mcp_tool_calls_total[5m]))',
+    "topk(10, sum by (tool_name) (rate(smg_mcp_tool_calls_total[5m])))",
+    "topk(5, histogram_quantile(0.95,"
+    " sum by (tool_name, le) (rate(smg_mcp_tool_duration_seconds_bucket[5m]))))",
+    "smg_http_requests_total",
+)
 
 
 def doc_recipes() -> list[str]:
@@ -119,6 +160,14 @@ class Workload:
         self.burst(client)
         self.rounds += 1
 
+    def hold(self) -> None:
+        """Requests to the slow worker, back to back: one of them is nearly always in flight, so the
+        load distribution (a share of the requests in flight) has a value at every scrape."""
+        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+            while not self.stop.is_set():
+                if self._note("held", _chat(client, "hold on", model="held-model")).status_code == 429:
+                    self.stop.wait(0.05)
+
     def run(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=30) as client:
             while not self.stop.is_set():
@@ -139,6 +188,11 @@ def _query(client: httpx.Client, base: str, promql: str) -> dict[str, Any]:
     return payload
 
 
+def test_the_monitoring_doc_carries_every_query_of_smgs_monitoring_guide_verbatim() -> None:
+    missing = [q for q in SEED_RECIPES if q not in doc_recipes()]
+    assert not missing, missing
+
+
 def test_every_monitoring_doc_recipe_returns_data_from_a_real_prometheus(
     procs: Procs, tmp_path: Path
 ) -> None:
@@ -151,17 +205,18 @@ def test_every_monitoring_doc_recipe_returns_data_from_a_real_prometheus(
     _, healthy = procs.worker("--chunk-delay-ms", "10")
     _, failing = procs.worker("--model", "bad-model", "--fail-status", "503")
     _, sick = procs.worker("--model", "sick-model", "--health-status", "503")
+    _, held = procs.worker("--model", "held-model", "--delay-ms", "2000")
     mcp = spawn([sys.executable, "-m", "mcp_servers.calc", "--transport", "streamable-http", "--port", "0"])
     procs.started.append(mcp)
     mcp_url = wait_for_line(mcp, MCP_READY)
 
     gateway_argv = [sys.executable, "-m", "smg", "launch", "--host", "127.0.0.1", "--port", "0"]
     gateway_argv += ["--prometheus-host", "127.0.0.1", "--prometheus-port", "0"]
-    gateway_argv += ["--worker-urls", healthy, failing, sick, "--policy", "round_robin"]
+    gateway_argv += ["--worker-urls", healthy, failing, sick, held, "--policy", "round_robin"]
     gateway_argv += ["--cb-failure-threshold", "2", "--cb-timeout-duration-secs", "600"]
     gateway_argv += ["--retry-max-retries", "1", "--retry-initial-backoff-ms", "1"]
     gateway_argv += ["--health-check-interval-secs", "1", "--health-failure-threshold", "1"]
-    gateway_argv += ["--max-concurrent-requests", "1", "--queue-size", "0"]
+    gateway_argv += ["--max-concurrent-requests", "2", "--queue-size", "0"]
     gateway_argv += ["--mcp-registry", str(tmp_path / "mcp.db")]
     gateway = spawn(gateway_argv)
     procs.started.append(gateway)
@@ -200,7 +255,9 @@ def test_every_monitoring_doc_recipe_returns_data_from_a_real_prometheus(
         assert workload.statuses["bad_model"] <= set(range(500, 600)), workload.statuses
 
     traffic = threading.Thread(target=workload.run, daemon=True)
+    holder = threading.Thread(target=workload.hold, daemon=True)
     traffic.start()
+    holder.start()
     started = time.monotonic()
     found: dict[str, float] = {}
     try:
@@ -227,13 +284,17 @@ def test_every_monitoring_doc_recipe_returns_data_from_a_real_prometheus(
             time.sleep(max(0.0, MIN_TRAFFIC_SECS - (time.monotonic() - started)))
             final = {r: _has_data(_query(prom_client, base, r)) for r in recipes if r in found}
             open_breakers = _query(prom_client, base, "count(smg_worker_cb_state == 1)")["data"]["result"]
+            seed_load = _query(prom_client, base, SEED_LOAD_DISTRIBUTION)["data"]["result"]
     finally:
         workload.stop.set()
         traffic.join(timeout=30)
+        holder.join(timeout=30)
 
     summary = json.dumps(found, indent=1)
     assert not pending, f"recipes without data after 60 s: {pending}\nfound: {summary}"
     assert all(final.values()), f"recipes that lost their data: {[r for r, ok in final.items() if not ok]}"
     assert float(open_breakers[0]["value"][1]) == 1.0
+    assert seed_load == [], "the guide's own load distribution query matched after all: update the doc"
+    assert workload.statuses["held"] >= {200}, workload.statuses
     assert workload.rounds >= 2
     print(f"recipes with data (seconds after traffic start), {workload.rounds} rounds:\n{summary}")

@@ -78,3 +78,38 @@ async def test_a_request_refused_at_the_edge_keeps_its_route_template(
     await eventually(lambda: sample(metrics, "smg_http_connections_active") == 0)
     assert _responses(metrics, CHAT, "401", "invalid_api_key") == 1
     assert "unmatched" not in _path_labels(metrics)
+
+
+# Methods the server's HTTP parser accepts (WebDAV and friends) but nobody serves here.
+UNUSUAL_METHODS = ("PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "PURGE",
+                   "REPORT", "MKACTIVITY", "CHECKOUT", "MERGE", "NOTIFY", "SUBSCRIBE", "UNSUBSCRIBE",
+                   "LINK", "UNLINK", "M-SEARCH", "SOURCE")  # fmt: skip
+
+
+async def test_a_method_outside_the_standard_ones_is_labelled_other_even_without_a_key(
+    worker: RunningWorker, start_gateway: Callable[..., Any], stack: AsyncExitStack, metrics: Metrics
+) -> None:
+    gw: RunningGateway = await start_gateway(
+        make_settings((worker.url,), auth=AuthSettings(api_keys=("data-key",)))
+    )
+    client = await stack.enter_async_context(httpx.AsyncClient(base_url=gw.url, timeout=10))
+    sent = 0
+    for method in UNUSUAL_METHODS:
+        for path in (CHAT, "/v1/models", "/nope"):
+            assert (await client.request(method, path)).status_code in {401, 404, 405}
+            sent += 1
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        assert (await client.request(method, "/v1/models")).status_code in {401, 405}
+
+    await eventually(lambda: sample(metrics, "smg_http_connections_active") == 0)
+    methods = {
+        s.labels["method"]
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if "method" in s.labels
+    }
+    assert methods == {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"}
+    other = [
+        sample(metrics, "smg_http_requests_total", method="other", path=p) or 0 for p in _path_labels(metrics)
+    ]
+    assert sum(other) == sent

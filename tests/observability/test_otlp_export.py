@@ -21,9 +21,10 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from smg.app import create_app
 from smg.observability.metrics import Metrics
 from smg.settings import McpSettings, TraceSettings
-from smg.testing.gateway import running_gateway
+from smg.testing.gateway import running_gateway, serving
 from smg.testing.processes import running
 from smg.testing.worker import RunningWorker
 from tests.conftest import make_settings
@@ -252,3 +253,35 @@ async def test_a_streamed_tool_loop_is_exported_as_server_route_iterations_attem
     assert sum(r["gen_ai.usage.output_tokens"] for r in rounds) == usage["completion_tokens"]
     (tool,) = (_attributes(s) for s in spans if s.name == "tools/call echo")
     assert tool["gen_ai.tool.name"] == "echo" and tool["mcp.method.name"] == "tools/call"
+
+
+async def test_an_app_built_without_a_context_traces_with_the_provider_it_builds(
+    worker: RunningWorker, receiver: tuple[_Receiver, int]
+) -> None:
+    servicer, port = receiver
+    settings = make_settings(
+        (worker.url,), trace=TraceSettings(enabled=True, otlp_endpoint=f"127.0.0.1:{port}")
+    )
+    async with (
+        serving(create_app(settings)) as url,  # the app's lifespan builds the context and the provider
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        resp = await http.post(
+            "/v1/chat/completions",
+            json={"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"traceparent": CLIENT_PARENT},
+        )
+        assert resp.status_code == 200, resp.text
+        assert (await http.get("/health")).status_code == 200
+    # the lifespan ended: it shut the provider down, which flushed the batch to the receiver
+
+    spans = [s for s in servicer.spans if s.trace_id.hex() == TRACE_ID]
+    tree = sorted((s.name, s.kind) for s in spans)
+    assert tree == [
+        ("POST /v1/chat/completions", Span.SpanKind.SPAN_KIND_SERVER),
+        ("chat mock-model", Span.SpanKind.SPAN_KIND_CLIENT),
+        ("smg.route", Span.SpanKind.SPAN_KIND_INTERNAL),
+    ]
+    assert [s.name for s in servicer.spans if s.kind == Span.SpanKind.SPAN_KIND_SERVER] == [
+        "POST /v1/chat/completions"  # /health is not traced
+    ]

@@ -16,7 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from smg.observability.tracing import NULL_TRACING, Tracing, configure_tracing
+from smg.observability.tracing import NULL_TRACING, Tracing
+from smg.observability.tracing_setup import configure_tracing
 from smg.settings import RetrySettings, TraceSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker

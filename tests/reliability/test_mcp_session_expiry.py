@@ -93,8 +93,8 @@ def test_a_forgotten_session_is_reopened_and_the_refused_call_is_sent_again_once
     assert stats["calls"] == {"echo": 1, "append": 1}  # the append ran exactly once
     assert stats["not_found"] >= 1 and stats["open"] == 1
     assert gw.metric("smg_mcp_session_reconnects_total", server="sessions") == 1
-    assert gw.metric("smg_mcp_tool_calls_total", server="sessions", tool_name="append", result="ok") == 1
-    assert gw.metric("smg_mcp_tool_calls_total", server="sessions", result="unavailable") == 0
+    assert gw.metric("smg_mcp_tool_calls_total", server="sessions", tool_name="append", result="success") == 1
+    assert gw.metric("smg_mcp_tool_calls_total", server="sessions", outcome="unavailable") == 0
 
     # The same through a tool loop, with chat traffic alongside.
     assert server.post("/_forget") == {"forgotten": 1}
@@ -105,7 +105,7 @@ def test_a_forgotten_session_is_reopened_and_the_refused_call_is_sent_again_once
     assert answer["choices"][0]["message"]["content"] == "tool results: after"
     assert server.stats()["calls"] == {"echo": 2, "append": 1}
     assert gw.metric("smg_mcp_session_reconnects_total", server="sessions") == 2
-    assert gw.metric("smg_mcp_tool_calls_total", server="sessions", tool_name="echo", result="ok") == 2
+    assert gw.metric("smg_mcp_tool_calls_total", server="sessions", tool_name="echo", result="success") == 2
     assert gw.metric("smg_mcp_server_connected", server="sessions") == 1
     status = _state(gw)
     assert (status["state"], status["reconnects"], status["last_error"]) == ("connected", 2, None)
@@ -156,7 +156,7 @@ def test_a_call_running_when_its_session_ends_is_unavailable_and_not_replayed(
     assert (ended["status"], ended["attempts"]) == ("unavailable", 1)
     assert ended["text"] == "MCP server 'sessions' closed the connection during the call"
     assert server.stats()["calls"] == {"slow": 1}
-    labels = {"server": "sessions", "tool_name": "slow", "result": "unavailable"}
+    labels = {"server": "sessions", "tool_name": "slow", "result": "error", "outcome": "unavailable"}
     assert gw.metric("smg_mcp_tool_calls_total", **labels) == 1
 
     poll(lambda: gw.metric("smg_mcp_session_reconnects_total", server="sessions") == 1, timeout=30)

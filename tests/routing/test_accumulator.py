@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
-from smg.routing.accumulator import AccumulatedCall, SseDecoder, ToolCallAccumulator
+from smg.routing.accumulator import AccumulatedCall, SseDecoder, SseEventTooLarge, ToolCallAccumulator
 
 
 def test_fragments_of_one_call_are_joined_by_index() -> None:
@@ -56,3 +57,12 @@ def test_decoder_yields_whole_events_from_bytes_split_anywhere() -> None:
 
 def test_multi_line_data_is_joined() -> None:
     assert SseDecoder().feed(b"data: a\ndata: b\n\n") == ["a\nb"]
+
+
+def test_an_event_that_never_ends_is_refused_past_the_bound_and_the_buffer_is_dropped() -> None:
+    decoder = SseDecoder(max_event_bytes=1024)
+    assert decoder.feed(b"data: " + b"x" * 1000) == []
+    with pytest.raises(SseEventTooLarge):
+        decoder.feed(b"x" * 100)
+    assert not decoder.pending
+    assert decoder.feed(b"data: ok\n\n") == ["ok"]

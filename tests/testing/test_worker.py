@@ -329,7 +329,12 @@ async def test_health_reports_fault_status_and_counts_checks(
     async with http.get(f"{worker.url}/health") as response:
         assert response.status == 503
     async with http.get(f"{worker.url}/_smg/stats") as response:
-        assert await response.json() == {"chat_requests": 0, "health_checks": 2}
+        assert await response.json() == {
+            "chat_requests": 0,
+            "health_checks": 2,
+            "stream_bytes_sent": 0,
+            "stream_writes_blocked": 0,
+        }
 
 
 async def test_faults_are_set_and_reset_at_runtime_over_http(

@@ -3,65 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import orjson
 import pytest
 
 from smg.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
-from smg.settings import BreakerSettings
 from smg.testing.worker import RunningWorker
 from smg.workers import http1
-from smg.workers.breaker import CircuitBreaker
-from smg.workers.http1 import Http1Client
-from smg.workers.worker import Worker
+from smg.workers.client import WorkerClient
+from tests.unit._raw_http import HEAD, client, raw_server
+from tests.unit._raw_http import read_request as _read_request
+from tests.unit._raw_http import worker as _worker
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-HEAD = b"Content-Type: application/json\r\n"
 BODY = orjson.dumps({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]})
-
-
-def _worker(url: str) -> Worker:
-    return Worker(url, CircuitBreaker(BreakerSettings()))
-
-
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-    )
-    return head + await reader.readexactly(length)
-
-
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
-    """Serves ``handler`` per connection; yields the URL and a list that counts connections."""
-    conns: list[int] = []
-
-    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conns.append(1)
-        try:
-            await handler(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield f"http://127.0.0.1:{port}", conns
-        server.close()
-
-
-@asynccontextmanager
-async def client(secs: float = 5.0) -> AsyncIterator[Http1Client]:
-    c = Http1Client(request_timeout_secs=secs, connect_timeout_secs=2.0)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 async def test_keeps_one_connection_alive_across_requests(worker: RunningWorker) -> None:
@@ -234,3 +188,27 @@ async def test_a_large_body_read_slowly_arrives_whole() -> None:
                     await asyncio.sleep(0.001)
             assert got == 32 * 65536
         assert len(conns) == 1
+
+
+async def test_a_control_character_in_a_header_is_refused_before_anything_is_sent_and_a_tab_is_kept() -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            heads.append(await _read_request(reader))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    async with (
+        raw_server(handler) as (url, _),
+        WorkerClient(request_timeout_secs=5) as wc,
+        asyncio.timeout(5),
+    ):
+        for bad in ("a\x01b", "a\x7fb", "a\rb"):
+            with pytest.raises(ValueError, match="X-Test"):
+                async with wc.post(_worker(url), "/x", BODY, headers={"X-Test": bad}, stream=False):
+                    pass
+        async with wc.post(_worker(url), "/x", BODY, headers={"X-Test": "a\tb"}, stream=False) as r:
+            assert await r.read() == b"ok"
+    [head] = heads
+    assert b"\r\nX-Test: a\tb\r\n" in head

@@ -69,6 +69,12 @@ _CASES: dict[str, _Case] = {
     "--queue-timeout-secs": _Case("9", 9.0, ("10",), 10.0, lambda s: s.admission.queue_timeout_secs),
     "--request-timeout-secs": _Case("30", 30.0, ("31",), 31.0, lambda s: s.workers.request_timeout_secs),
     "--max-payload-size": _Case("1024", 1024, ("2048",), 2048, lambda s: s.server.max_payload_size),
+    "--max-request-head-bytes": _Case(
+        "8192", 8192, ("16384",), 16384, lambda s: s.server.max_request_head_bytes
+    ),
+    "--request-head-timeout-secs": _Case(
+        "2.5", 2.5, ("3",), 3.0, lambda s: s.server.request_head_timeout_secs
+    ),
     "--api-key": _Case("k1 k2", ("k1", "k2"), ("k3",), ("k3",), lambda s: s.auth.api_keys),
     "--admin-api-key": _Case("a1,a2", ("a1", "a2"), ("a3",), ("a3",), lambda s: s.auth.admin_api_keys),
     "--log-level": _Case("debug", "debug", ("error",), "error", lambda s: s.server.log_level),
@@ -244,6 +250,9 @@ def test_a_boolean_variable_with_another_value_is_a_config_error() -> None:
         ["--queue-timeout-secs", "0"],
         ["--request-timeout-secs", "0"],
         ["--max-payload-size", "0"],
+        ["--max-request-head-bytes", "0"],
+        ["--request-head-timeout-secs", "0"],
+        ["--request-head-timeout-secs", "-1"],
         ["--policy", "fastest"],
         ["--log-level", "loud"],
         ["--worker-urls", "ftp://x"],

@@ -1,0 +1,124 @@
+"""The retry policies of one MCP server's connection, defined and run by tenacity.
+
+Both follow the worker layer's rule: the first attempt runs without any controller, and a tenacity
+controller (built once per connection) takes over only when that attempt asks for another. The
+controller is handed the first attempt's result as its attempt 1, so its attempt numbers, stop and wait
+cover every attempt; each run uses a fresh copy, because tenacity keeps a run's state on the controller.
+
+- `ReplayPolicy`: a tool call is sent a second time only when its first attempt says that is safe and
+  may help (`ServerConnection._attempt`: the tool is annotated read-only or idempotent and the session
+  died under the call, or the server refused the call with a 404 for an ended session, so it never ran).
+  At most `TOOL_CALL_ATTEMPTS` attempts, no wait (the second attempt waits for the owner's new session),
+  none once the connection is closing.
+- `ReconnectPolicy`: the owner task opens sessions until one is established, waiting
+  ``Backoff.delay(n)`` before the n-th; ``n`` starts again at 1 after every established session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_none
+from tenacity.stop import stop_base
+
+from smg.mcp.hooks import Backoff, Sleep
+from smg.mcp.types import ToolStatus
+
+R = TypeVar("R")
+Attempt = tuple[ToolStatus, str, bool]
+"""One tool-call attempt: its status, its text, and whether another attempt is safe and may help."""
+TOOL_CALL_ATTEMPTS = 2
+
+
+class _StopWhen(stop_base):
+    """tenacity stop strategy: stop once ``stopped()`` is true (the connection is closing)."""
+
+    def __init__(self, stopped: Callable[[], bool]) -> None:
+        self._stopped = stopped
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._stopped()
+
+
+def _result(state: RetryCallState) -> Any:
+    if state.outcome is None:  # tenacity calls its hooks only after an attempt
+        raise RuntimeError("retry hook called before any attempt")
+    return state.outcome.result()
+
+
+def _reconnects(state: RetryCallState) -> bool:
+    """Whether another session is opened: always after attempt 1 (the session that just ended), then
+    until one gets established. An attempt that raised (cancellation) is never retried."""
+    outcome = state.outcome
+    if outcome is None or outcome.failed:
+        return False
+    return state.attempt_number == 1 or not outcome.result()
+
+
+async def _resume(controller: AsyncRetrying, first: R, attempt: Callable[[], Awaitable[R]]) -> tuple[R, int]:
+    """Run a copy of ``controller`` whose attempt 1 is ``first`` and whose later attempts are
+    ``attempt()``; returns the last result and how many attempts there were, ``first`` included."""
+    number = 0
+
+    async def next_attempt() -> R:
+        nonlocal number
+        number += 1
+        return first if number == 1 else await attempt()
+
+    result: R = await controller.copy()(next_attempt)
+    return result, number
+
+
+class ReplayPolicy:
+    """When a tool call is sent again (see the module). ``stopped()`` true means no further attempt."""
+
+    def __init__(self, *, sleep: Sleep, stopped: Callable[[], bool]) -> None:
+        self._stopped = stopped
+        self.controller = AsyncRetrying(
+            sleep=sleep,
+            stop=stop_after_attempt(TOOL_CALL_ATTEMPTS) | _StopWhen(stopped),
+            wait=wait_none(),
+            retry=retry_if_result(lambda end: bool(end[2])),
+            retry_error_callback=_result,  # out of attempts: the last attempt's result stands
+        )
+
+    async def run(self, attempt: Callable[[], Awaitable[Attempt]]) -> tuple[Attempt, int]:
+        """The last of the call's attempts, and how many there were. The first runs plain; the controller
+        takes over only when it asks for another and the connection is not closing."""
+        first = await attempt()
+        if not first[2] or self._stopped():
+            return first, 1
+        return await _resume(self.controller, first, attempt)
+
+
+class ReconnectPolicy:
+    """When the owner task opens the next session. A session attempt returns True when the session got
+    established (it is served inside the attempt, so it returns once that session is lost).
+
+    A run starts when a session ended (``established`` says whether it had been) and ends when an attempt
+    establishes a session, or when ``stopped()``. ``on_backoff(established)`` runs before each wait,
+    with what the attempt that just ended did."""
+
+    def __init__(
+        self,
+        backoff: Backoff,
+        *,
+        sleep: Sleep,
+        stopped: Callable[[], bool],
+        on_backoff: Callable[[bool], None],
+    ) -> None:
+        self.controller = AsyncRetrying(
+            sleep=sleep,
+            stop=_StopWhen(stopped),
+            wait=lambda state: backoff.delay(state.attempt_number),
+            retry=_reconnects,
+            before_sleep=lambda state: on_backoff(bool(_result(state))),
+            retry_error_callback=_result,
+        )
+
+    async def resume(self, established: bool, session: Callable[[], Awaitable[bool]]) -> bool:
+        """Reconnect after a session ended; True once a new session was established (and then lost),
+        False when stopped before that."""
+        result, _attempts = await _resume(self.controller, established, session)
+        return result
