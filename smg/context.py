@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, TypeVar
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
 from smg.mcp.control import McpControl
-from smg.mcp.hosts import HostAllowList
-from smg.mcp.pool import McpPool
-from smg.mcp.probe import probe_tools
-from smg.mcp.registry import SqliteRegistry
-from smg.mcp.yaml_config import load_mcp_config
+from smg.mcp.registry.hosts import HostAllowList
+from smg.mcp.registry.store import SqliteRegistry
+from smg.mcp.registry.yaml_config import load_mcp_config
+from smg.mcp.runtime.pool import McpPool
+from smg.mcp.runtime.probe import probe_tools
 from smg.observability.metrics import Metrics
 from smg.observability.observers import (
     HttpMetrics,

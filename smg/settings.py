@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smg.errors import ConfigError
-from smg.mcp.hosts import HostAllowList, redact_url
-from smg.mcp.registry import default_registry_path
+from smg.mcp.registry.hosts import HostAllowList, redact_url
+from smg.mcp.registry.store import default_registry_path
 
 POLICIES = ("round_robin", "random", "least_load", "power_of_two", "cache_aware")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")

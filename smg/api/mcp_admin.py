@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from smg.api.deps import context_of
 from smg.api.strict_json import StrictJsonRoute
-from smg.mcp.config import ServerSpec
 from smg.mcp.control import McpControl
-from smg.mcp.views import server_view, tool_view
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.views import server_view, tool_view
 
 router = APIRouter(prefix="/mcp", tags=["admin", "mcp"], route_class=StrictJsonRoute)
 

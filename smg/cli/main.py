@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _harden_logging() -> None:
     """No URL secret in any log line (library loggers print the URLs they use), and no INFO line per
     HTTP request of the MCP client (one per JSON-RPC message)."""
-    from smg.mcp.hosts import RedactUrlsFilter
+    from smg.mcp.registry.hosts import RedactUrlsFilter
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactUrlsFilter())

@@ -25,9 +25,9 @@ from smg.cli import mcp_render as render
 from smg.cli.mcp_gateway import GatewayBackend
 from smg.cli.progress import progress
 from smg.errors import ConfigError, SmgError
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import InvalidMcpConfig
-from smg.mcp.registry import default_registry_path
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.store import default_registry_path
 
 DEFAULT_TIMEOUT = 30.0
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import httpx
 
 from smg.cli.gateway_http import GatewayClient, GatewayError
-from smg.mcp.config import ServerSpec
+from smg.mcp.registry.config import ServerSpec
 
 __all__ = ["GatewayBackend", "GatewayError"]
 

@@ -15,12 +15,12 @@ from types import TracebackType
 from typing import Any
 
 from smg.errors import SmgError
-from smg.mcp.config import ServerSpec
-from smg.mcp.naming import exposed_tool_name
-from smg.mcp.registry import SqliteRegistry
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.naming import exposed_tool_name
+from smg.mcp.registry.store import SqliteRegistry
+from smg.mcp.registry.validate import Validation, known_tools, validate_server
+from smg.mcp.registry.views import server_view, tool_view
 from smg.mcp.types import ToolInfo
-from smg.mcp.validate import Validation, known_tools, validate_server
-from smg.mcp.views import server_view, tool_view
 
 
 @contextmanager
@@ -69,7 +69,7 @@ class OfflineBackend:
         return self._registry
 
     async def _probe(self, spec: ServerSpec) -> list[ToolInfo]:
-        from smg.mcp.probe import probe_tools  # the mcp SDK is slow to import: only when connecting
+        from smg.mcp.runtime.probe import probe_tools  # the mcp SDK is slow to import: only when connecting
 
         with _single_error():
             return await probe_tools(spec, timeout=self._timeout)
@@ -117,7 +117,7 @@ class OfflineBackend:
 
     async def call(self, name: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Call ``tool`` (its name, or its exposed name ``<server>__...``) of ``name`` once."""
-        from smg.mcp.probe import call_once
+        from smg.mcp.runtime.probe import call_once
 
         spec = self.registry.get(name)
         real = tool

@@ -15,18 +15,18 @@ import anyio
 import anyio.to_thread
 
 from smg.errors import SmgError
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import (
     InvalidMcpConfig,
     McpHostNotAllowed,
     McpServerNotFound,
     McpServerUnavailable,
 )
-from smg.mcp.hosts import ALLOW_ANY, HostAllowList
-from smg.mcp.pool import McpPool
-from smg.mcp.registry import RegistryStore
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.hosts import ALLOW_ANY, HostAllowList
+from smg.mcp.registry.store import RegistryStore
+from smg.mcp.registry.validate import Validation, validate_server
+from smg.mcp.runtime.pool import McpPool
 from smg.mcp.types import ToolInfo
-from smg.mcp.validate import Validation, validate_server
 
 log = logging.getLogger("smg.mcp")
 Probe = Callable[[ServerSpec], Awaitable[list[ToolInfo]]]

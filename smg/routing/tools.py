@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from smg.errors import InvalidRequest
 from smg.mcp.errors import McpServerNotFound
-from smg.mcp.naming import ToolNameMap
+from smg.mcp.registry.naming import ToolNameMap
 from smg.mcp.types import McpRuntime, ToolInfo
 
 Owner = Literal["mcp", "client", "unknown"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_servers.faults import BUILTIN_TOOLS, LONG_TOOL_NAME
-from smg.mcp.naming import exposed_tool_name
+from smg.mcp.registry.naming import exposed_tool_name
 from tests.cli._run import smg, smg_on_terminal
 
 pytestmark = pytest.mark.e2e

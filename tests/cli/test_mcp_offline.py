@@ -13,9 +13,9 @@ import pytest
 
 from mcp_servers._run import READY_PREFIX
 from mcp_servers.faults import LONG_TOOL_NAME
-from smg.mcp.config import ServerSpec
-from smg.mcp.naming import exposed_tool_name
-from smg.mcp.registry import SqliteRegistry
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.naming import exposed_tool_name
+from smg.mcp.registry.store import SqliteRegistry
 from smg.testing.processes import running
 
 pytestmark = pytest.mark.e2e

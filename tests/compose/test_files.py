@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from smg.mcp.registry.yaml_config import parse_mcp_config
 from smg.mcp.types import ToolStatus
-from smg.mcp.yaml_config import parse_mcp_config
 from smg.observability.metrics import Metrics
 from smg.observability.observers import HTTP_METHODS, tool_result
 from smg.routing.budgets import StopReason

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smg.errors import InvalidJson, InvalidRequest
-from smg.mcp.config import resolve_secrets
 from smg.mcp.errors import InvalidMcpConfig, ToolNameCollision, UnresolvedSecret
-from smg.mcp.naming import EXPOSED_NAME_RE, ToolNameMap, exposed_tool_name
-from smg.mcp.yaml_config import parse_mcp_config
+from smg.mcp.registry.config import resolve_secrets
+from smg.mcp.registry.naming import EXPOSED_NAME_RE, ToolNameMap, exposed_tool_name
+from smg.mcp.registry.yaml_config import parse_mcp_config
 from smg.protocol import parse_chat_request
 from smg.routing.accumulator import SseDecoder, ToolCallAccumulator
 from smg.routing.execution import signature

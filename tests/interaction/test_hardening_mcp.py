@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from smg.cli.main import main
-from smg.mcp.config import ServerSpec
-from smg.mcp.hosts import RedactUrlsFilter
-from smg.mcp.registry import SqliteRegistry
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.hosts import RedactUrlsFilter
+from smg.mcp.registry.store import SqliteRegistry
 from smg.settings import McpSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.processes import spawn, stop, wait_for_line

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from mcp_servers.faults import LONG_TOOL_NAME
-from smg.mcp.config import ServerSpec
-from smg.mcp.registry import SqliteRegistry
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.store import SqliteRegistry
 from smg.observability.metrics import Metrics
 from smg.settings import AuthSettings, McpSettings
 from smg.testing.gateway import RunningGateway

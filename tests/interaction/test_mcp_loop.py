@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from smg.mcp.naming import exposed_tool_name
+from smg.mcp.registry.naming import exposed_tool_name
 from smg.settings import McpSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.processes import spawn, stop, wait_for_line

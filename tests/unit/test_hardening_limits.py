@@ -7,10 +7,10 @@ import orjson
 import pytest
 
 from smg.errors import ConfigError
-from smg.mcp.config import ServerSpec
-from smg.mcp.convert import truncate_text
 from smg.mcp.errors import McpHostNotAllowed
-from smg.mcp.hosts import HostAllowList, redact_url, scrub
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.hosts import HostAllowList, redact_url, scrub
+from smg.mcp.runtime.convert import truncate_text
 from smg.protocol import TooManyMessages, TooManyTools, parse_chat_request
 from smg.settings import RequestLimits, parse_settings
 

@@ -8,7 +8,7 @@ import sys
 
 import anyio
 
-from smg.mcp.config import ServerSpec
+from smg.mcp.registry.config import ServerSpec
 from tests.mcp.runtime._support import eventually, make_pool, stdio_spec
 
 STUBBORN = ServerSpec(

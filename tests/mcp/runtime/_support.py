@@ -12,9 +12,9 @@ from typing import Any
 
 import anyio
 
-from smg.mcp.config import ServerSpec
-from smg.mcp.hooks import Backoff
-from smg.mcp.pool import McpPool
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.runtime.hooks import Backoff
+from smg.mcp.runtime.pool import McpPool
 from smg.settings import BreakerSettings
 from smg.workers.breaker import CircuitBreaker
 

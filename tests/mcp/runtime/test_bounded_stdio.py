@@ -17,8 +17,8 @@ from mcp.shared.message import SessionMessage
 from mcp.types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
 from pydantic import ValidationError
 
-from smg.mcp.framing import MESSAGE_TOO_LARGE, MessageTooLarge
-from smg.mcp.stdio_client import bounded_stdio_client
+from smg.mcp.runtime.framing import MESSAGE_TOO_LARGE, MessageTooLarge
+from smg.mcp.runtime.stdio_client import bounded_stdio_client
 
 pytestmark = pytest.mark.e2e
 

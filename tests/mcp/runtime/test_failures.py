@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from smg.mcp.errors import McpServerUnavailable
-from smg.mcp.pool import McpPool
+from smg.mcp.runtime.pool import McpPool
 from smg.mcp.types import ToolOutcome
 from tests.mcp.runtime._support import (
     RecordingObserver,

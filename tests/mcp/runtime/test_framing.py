@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from smg.mcp.framing import Ended, Kind, Line, LineSplitter, Oversized, Started, message_limit
-from smg.mcp.sse_filter import SseFilter
+from smg.mcp.runtime.framing import Ended, Kind, Line, LineSplitter, Oversized, Started, message_limit
+from smg.mcp.runtime.sse_filter import SseFilter
 
 LIMIT = 1000
 

@@ -16,9 +16,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from smg.mcp.framing import MESSAGE_TOO_LARGE
-from smg.mcp.http_limits import capped_bodies
-from smg.mcp.http_transport import AiohttpTransport
+from smg.mcp.runtime.framing import MESSAGE_TOO_LARGE
+from smg.mcp.runtime.http_limits import capped_bodies
+from smg.mcp.runtime.http_transport import AiohttpTransport
 
 LIMIT = 64 * 1024
 WAIT = 30.0

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import httpx2
 import pytest
 
-from smg.mcp.http_transport import AiohttpTransport
+from smg.mcp.runtime.http_transport import AiohttpTransport
 from tests.mcp.runtime._support import http_spec, make_pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]

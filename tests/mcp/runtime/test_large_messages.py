@@ -11,9 +11,9 @@ import anyio
 import pytest
 
 from mcp_servers.faults import MAX_HUGE_BYTES
-from smg.mcp.config import ServerSpec
-from smg.mcp.framing import message_limit
-from smg.mcp.pool import McpPool
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.runtime.framing import message_limit
+from smg.mcp.runtime.pool import McpPool
 from smg.mcp.types import ToolOutcome
 from tests.mcp.runtime._support import http_spec, make_pool, stdio_spec
 from tests.mcp_servers._helpers import Launcher

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import McpServerUnreachable, UnresolvedSecret
-from smg.mcp.probe import call_once, probe_tools
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.runtime.probe import call_once, probe_tools
 from tests.mcp.runtime._support import free_port, http_spec, stdio_spec
 from tests.mcp_servers._helpers import Launcher
 

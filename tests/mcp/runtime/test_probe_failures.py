@@ -10,10 +10,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import McpServerUnreachable
-from smg.mcp.probe import probe_tools
-from smg.mcp.stdio import StderrPipe
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.runtime.probe import probe_tools
+from smg.mcp.runtime.stdio import StderrPipe
 
 pytestmark = pytest.mark.e2e
 

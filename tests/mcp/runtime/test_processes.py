@@ -10,8 +10,8 @@ from subprocess import PIPE
 import anyio
 import pytest
 
-from smg.mcp.config import ServerSpec
-from smg.mcp.registry import SqliteRegistry
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.store import SqliteRegistry
 from tests.mcp.runtime._support import WAIT, eventually, make_pool, open_fds, process_gone, stdio_spec
 from tests.mcp_servers._helpers import REPO_ROOT, read_line, stop_process
 

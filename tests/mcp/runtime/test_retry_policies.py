@@ -8,8 +8,8 @@ import anyio
 import pytest
 from tenacity import retry_if_result
 
-from smg.mcp.hooks import Backoff
-from smg.mcp.retrying import TOOL_CALL_ATTEMPTS
+from smg.mcp.runtime.hooks import Backoff
+from smg.mcp.runtime.retrying import TOOL_CALL_ATTEMPTS
 from smg.mcp.types import ToolOutcome
 from tests.mcp.runtime._support import (
     FAST_BACKOFF,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from smg.mcp.errors import McpServerNotFound
-from smg.mcp.pool import McpPool
+from smg.mcp.runtime.pool import McpPool
 from tests.mcp.runtime._support import RecordingObserver, eventually, http_spec, make_pool, stdio_spec
 from tests.mcp_servers._helpers import Launcher
 

@@ -1,7 +1,7 @@
 """Build the SDK transport of one server, with its secrets resolved now (at connect time).
 
-Every transport reads at most ``max_message_bytes`` of one message (see `smg.mcp.framing`): stdio through
-`bounded_stdio_client`, HTTP through the `capped_bodies` response hook.
+Every transport reads at most ``max_message_bytes`` of one message (see `smg.mcp.runtime.framing`):
+stdio through `bounded_stdio_client`, HTTP through the `capped_bodies` response hook.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from mcp.client import Transport
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import DEFAULT_MAX_SSE_EVENT_SIZE, MCP_SESSION_ID, streamable_http_client
 
-from smg.mcp.config import ServerSpec, resolve_secrets
-from smg.mcp.framing import DEFAULT_MESSAGE_LIMIT
-from smg.mcp.hooks import HeadersHook
-from smg.mcp.http_limits import capped_bodies
-from smg.mcp.http_transport import AiohttpTransport
-from smg.mcp.stdio import StderrPipe, stdio_parameters
-from smg.mcp.stdio_client import bounded_stdio_client
+from smg.mcp.registry.config import ServerSpec, resolve_secrets
+from smg.mcp.runtime.framing import DEFAULT_MESSAGE_LIMIT
+from smg.mcp.runtime.hooks import HeadersHook
+from smg.mcp.runtime.http_limits import capped_bodies
+from smg.mcp.runtime.http_transport import AiohttpTransport
+from smg.mcp.runtime.stdio import StderrPipe, stdio_parameters
+from smg.mcp.runtime.stdio_client import bounded_stdio_client
 
 logger = logging.getLogger("smg.mcp")
 

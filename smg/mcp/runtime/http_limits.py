@@ -23,8 +23,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 import httpx2
 from mcp.types import RequestId
 
-from smg.mcp.framing import too_large
-from smg.mcp.sse_filter import SseFilter
+from smg.mcp.runtime.framing import too_large
+from smg.mcp.runtime.sse_filter import SseFilter
 
 __all__ = ["capped_bodies"]
 

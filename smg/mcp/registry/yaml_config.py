@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from smg.mcp.config import ServerSpec, Transport
 from smg.mcp.errors import InvalidMcpConfig
+from smg.mcp.registry.config import ServerSpec, Transport
 from smg.yaml_lines import key_line
 
 _PROTOCOLS: dict[str, Transport] = {

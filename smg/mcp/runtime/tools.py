@@ -12,7 +12,7 @@ from mcp import Client, MCPError
 from mcp.client.subscriptions import ListenNotSupportedError
 from mcp.types import CONNECTION_CLOSED
 
-from smg.mcp.convert import tool_info
+from smg.mcp.runtime.convert import tool_info
 from smg.mcp.types import ToolInfo
 
 # What a request over an MCP session can raise besides cancellation: error responses, invalid results

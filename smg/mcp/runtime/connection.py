@@ -26,11 +26,12 @@ from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.types import ToolListChangedNotification
 
-from smg.mcp.calls import send_call
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import McpServerUnavailable
-from smg.mcp.framing import DEFAULT_MESSAGE_LIMIT
-from smg.mcp.hooks import (
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.hosts import scrub
+from smg.mcp.runtime.calls import send_call
+from smg.mcp.runtime.framing import DEFAULT_MESSAGE_LIMIT
+from smg.mcp.runtime.hooks import (
     Backoff,
     BreakerLike,
     HeadersHook,
@@ -40,11 +41,10 @@ from smg.mcp.hooks import (
     Sleep,
     notify,
 )
-from smg.mcp.hosts import scrub
-from smg.mcp.retrying import Attempt, ReconnectPolicy, ReplayPolicy
-from smg.mcp.stdio import StderrPipe
-from smg.mcp.tools import FAILURES, ToolCache, describe, fetch_tools, session_lost, watch_list_changed
-from smg.mcp.transports import open_transport
+from smg.mcp.runtime.retrying import Attempt, ReconnectPolicy, ReplayPolicy
+from smg.mcp.runtime.stdio import StderrPipe
+from smg.mcp.runtime.tools import FAILURES, ToolCache, describe, fetch_tools, session_lost, watch_list_changed
+from smg.mcp.runtime.transports import open_transport
 from smg.mcp.types import ServerState, ServerStatus, ToolInfo, ToolOutcome, ToolStatus
 
 logger = logging.getLogger("smg.mcp")
@@ -277,7 +277,7 @@ class ServerConnection:
         return self._finish(tool, status, text, start, attempts=attempts)
 
     async def _attempt(self, tool: str, arguments: dict[str, Any]) -> Attempt:
-        """(status, text, whether one more attempt is safe and may help: `smg.mcp.retrying`)."""
+        """(status, text, whether one more attempt is safe and may help: `smg.mcp.runtime.retrying`)."""
         timeout = self.spec.timeout_for(tool)
         try:
             client = await self._ready(min(timeout, self._ready_timeout))

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smg.errors import Conflict, SmgError
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import InvalidMcpConfig, ToolNameCollision
-from smg.mcp.naming import NameFinding, ToolNameMap, check_new_server, exposed_tool_name
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.naming import NameFinding, ToolNameMap, check_new_server, exposed_tool_name
 from smg.mcp.types import ToolInfo
 
 Probe = Callable[[ServerSpec], Awaitable[list[ToolInfo]]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from smg.mcp.config import ServerSpec
-from smg.mcp.naming import exposed_tool_name
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.naming import exposed_tool_name
 from smg.mcp.types import ServerStatus, ToolInfo
 
 

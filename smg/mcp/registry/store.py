@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from smg.errors import SmgError
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import InvalidMcpConfig, McpRegistryError, McpServerExists, McpServerNotFound
+from smg.mcp.registry.config import ServerSpec
 
 _T = TypeVar("_T")
 _SCHEMA_VERSION = 1

@@ -9,8 +9,8 @@ import anyio
 from mcp import Client, MCPError
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
-from smg.mcp.convert import result_text
-from smg.mcp.tools import FAILURES, describe
+from smg.mcp.runtime.convert import result_text
+from smg.mcp.runtime.tools import FAILURES, describe
 from smg.mcp.types import ToolStatus
 
 _CALL_GRACE_SECS = 5.0  # beyond the tool timeout, for the SDK's own timeout and courtesy cancel

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from smg.mcp.errors import InvalidMcpConfig, UnresolvedSecret
-from smg.mcp.hosts import redact_url
+from smg.mcp.registry.hosts import redact_url
 
 Transport = Literal["stdio", "streamable-http", "sse"]
 Expose = Literal["always", "on-request"]

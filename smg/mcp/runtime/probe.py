@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import anyio
 
 from smg.errors import SmgError
-from smg.mcp.config import ServerSpec, resolve_secrets
-from smg.mcp.connection import ServerConnection
 from smg.mcp.errors import McpServerUnavailable, McpServerUnreachable
-from smg.mcp.hooks import NullMcpObserver
+from smg.mcp.registry.config import ServerSpec, resolve_secrets
+from smg.mcp.runtime.connection import ServerConnection
+from smg.mcp.runtime.hooks import NullMcpObserver
 from smg.mcp.types import ToolInfo, ToolOutcome
 
 _T = TypeVar("_T")

@@ -19,7 +19,7 @@ import logging
 
 from mcp.types import RequestId
 
-from smg.mcp.framing import Ended, Kind, Line, LineSplitter, Oversized, Started, too_large
+from smg.mcp.runtime.framing import Ended, Kind, Line, LineSplitter, Oversized, Started, too_large
 
 __all__ = ["SseFilter"]
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_none
 from tenacity.stop import stop_base
 
-from smg.mcp.hooks import Backoff, Sleep
+from smg.mcp.runtime.hooks import Backoff, Sleep
 from smg.mcp.types import ToolStatus
 
 R = TypeVar("R")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from smg.mcp.config import ServerSpec
 from smg.mcp.errors import McpServerNotFound
-from smg.mcp.naming import exposed_tool_name
-from smg.mcp.types import ToolInfo
-from smg.mcp.validate import (
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.naming import exposed_tool_name
+from smg.mcp.registry.validate import (
     McpRegistrationConflict,
     McpRegistrationRefused,
     Probe,
     known_tools,
     validate_server,
 )
+from smg.mcp.types import ToolInfo
 
 LONG = "t" * 70
 

@@ -18,12 +18,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from smg.mcp.config import ServerSpec
-from smg.mcp.connection import ServerConnection
-from smg.mcp.convert import truncate_text
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
-from smg.mcp.framing import message_limit
-from smg.mcp.hooks import (
+from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.store import RegistryStore
+from smg.mcp.runtime.connection import ServerConnection
+from smg.mcp.runtime.convert import truncate_text
+from smg.mcp.runtime.framing import message_limit
+from smg.mcp.runtime.hooks import (
     Backoff,
     BreakerFactory,
     HeadersHook,
@@ -32,7 +33,6 @@ from smg.mcp.hooks import (
     Sleep,
     logger,
 )
-from smg.mcp.registry import RegistryStore
 from smg.mcp.types import ServerStatus, ToolInfo, ToolOutcome
 
 

@@ -40,7 +40,16 @@ from mcp.client.stdio import (
 from mcp.shared.message import SessionMessage
 from mcp.types import jsonrpc_message_adapter
 
-from smg.mcp.framing import Ended, Kind, Line, LineSplitter, MessageTooLarge, Oversized, Started, too_large
+from smg.mcp.runtime.framing import (
+    Ended,
+    Kind,
+    Line,
+    LineSplitter,
+    MessageTooLarge,
+    Oversized,
+    Started,
+    too_large,
+)
 
 __all__ = ["bounded_stdio_client"]
 

@@ -1,7 +1,7 @@
 """Supervision of stdio MCP servers: how the child is launched and where its stderr goes.
 
 The SDK's stdio client spawns the child (in its own session/process group, and kills that group when
-the session closes). smg launches the configured command through `smg.mcp.stdio_exec`, which arms
+the session closes). smg launches the configured command through `smg.mcp.runtime.stdio_exec`, which arms
 ``PR_SET_PDEATHSIG`` so the child dies with the gateway even on SIGKILL, and reports the child's PID on
 stderr. `StderrPipe` gives the child a pipe for stderr, logs every line to the ``smg.mcp`` logger, picks
 up the PID line, keeps the child's last few lines (for error messages), and tells when the child (and
@@ -22,8 +22,8 @@ from typing import TextIO
 import anyio
 from mcp import StdioServerParameters
 
-from smg.mcp.config import ServerSpec, resolve_secrets
-from smg.mcp.stdio_exec import PID_PREFIX
+from smg.mcp.registry.config import ServerSpec, resolve_secrets
+from smg.mcp.runtime.stdio_exec import PID_PREFIX
 
 logger = logging.getLogger("smg.mcp")
 

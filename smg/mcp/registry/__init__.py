@@ -1,0 +1,1 @@
+"""What MCP servers exist: specs, secrets, the YAML file, the registry store, names, checks, views."""

@@ -1,0 +1,1 @@
+"""Talking to MCP servers: sessions, the pool, transports, framing, calls, tools, retries, probes."""
