@@ -1,8 +1,8 @@
 """What tracing costs a request when it is off: the tracing hooks one pass-through request calls, on
-the no-op objects `smg.observability.tracing.NULL_TRACING` hands out, timed in-process.
+the no-op objects `smg.spans.NULL_TRACING` hands out, timed in-process.
 
-The sequence is what the edge (`smg.api.middleware`), the chat service (`smg.routing.chat`) and the
-dispatcher (`smg.workers.dispatch`) call for one non-streaming request answered on the first attempt:
+The sequence is what the edge (`smg.api.middleware`), the route's recorder (`smg.routing.recorder`) and
+the dispatcher (`smg.workers.dispatch`) call for one non-streaming request answered on the first attempt:
 the server span (fetched and ended by the edge), the route span (start, activate, one attribute, the
 recording test, end), and one attempt span (start, inject the headers, end). Its cost is compared with
 an empty loop of the same length, and reported as nanoseconds per request.
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from smg.api.middleware import _end_server_span
-from smg.observability.tracing import NULL_TRACING
+from smg.spans import NULL_TRACING
 
 _UPSTREAM = {"Content-Type": "application/json", "X-Request-Id": "0" * 32}
 _OUTCOME = {"status": 200, "error_code": None}

@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from smg import __version__
 from smg.api import admin, chat, health, mcp_admin, models, openapi
+from smg.api.deps import attach
 from smg.api.errors import install_error_handlers
 from smg.api.middleware import EdgeMiddleware
 from smg.context import AppContext, build_context, instrument_app
@@ -37,13 +38,13 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if context is not None:
-            app.state.context = context
+            attach(app, context)
             with _frozen_heap():
                 yield
             return
         try:
             async with build_context(settings, tracer_provider=provider) as ctx:
-                app.state.context = ctx
+                attach(app, ctx)
                 with _frozen_heap():
                     yield
         finally:
@@ -70,7 +71,7 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     ]
     install_error_handlers(app)
     openapi.install(app)
-    app.add_middleware(EdgeMiddleware, shortcuts={("POST", chat.CHAT_ROUTE): chat.serve_chat})
+    app.add_middleware(EdgeMiddleware, chat=chat.serve_chat)
     # Now, not in the lifespan: the instrumentation is part of the middleware stack, which is built at
     # the first ASGI event. The lifespan above uses (and shuts down) the provider built here.
     provider = instrument_app(app, settings, context)

@@ -18,7 +18,7 @@ from smg.api.auth import KeyAuth
 from smg.mcp.control import McpControl
 from smg.mcp.registry.hosts import HostAllowList
 from smg.mcp.registry.store import SqliteRegistry
-from smg.mcp.registry.yaml_config import load_mcp_config
+from smg.mcp.registry.yaml_config import static_servers
 from smg.mcp.runtime.pool import McpPool
 from smg.mcp.runtime.probe import probe_tools
 from smg.observability.metrics import Metrics
@@ -37,6 +37,7 @@ from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
 from smg.settings import RequestLimits, Settings
+from smg.settings.groups import MCP_SERVERS_KEY
 from smg.workers.breaker import CircuitBreaker
 from smg.workers.client import WorkerClient
 from smg.workers.discovery import WorkerFileWatcher
@@ -55,6 +56,9 @@ _PROBE_TIMEOUT_SECS = 30.0
 
 @dataclass
 class AppContext:
+    """The built object graph. It provides what the api layer reads from the app (`smg.api.deps.ApiContext`,
+    checked by the type checker where `smg.app.create_app` attaches it); the api never imports it."""
+
     settings: Settings
     metrics: Metrics
     http_observer: HttpMetrics
@@ -129,12 +133,14 @@ async def build_context(
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
     tracer_provider: TracerProviderLike | None = None,
+    pool_sleep: Sleep = asyncio.sleep,
 ) -> AsyncIterator[AppContext]:
     """Build every component, register the ``--worker-urls`` and ``--worker-file`` workers, open the MCP
     servers of the registry and the YAML config, run the health prober and the registry and worker-file
     watchers; yields the context and tears it all down on exit. ``clock``, ``sleep`` and ``rng`` are seams
     for tests, and so is ``tracer_provider`` (an OpenTelemetry provider, used instead of the one
-    ``--enable-trace`` builds, and not shut down here)."""
+    ``--enable-trace`` builds, and not shut down here). ``pool_sleep`` is the worker pool's (the health
+    prober's and the discovery retries'); ``sleep`` the request retries'."""
     metrics = metrics or Metrics()
     worker_observer = WorkerMetrics(metrics)
     http_observer = HttpMetrics(metrics)
@@ -158,12 +164,12 @@ async def build_context(
             health=settings.health,
             observer=worker_observer,
             clock=clock,
+            sleep=pool_sleep,
         )
+        stack.push_async_callback(pool.aclose)
+        # --worker-urls and the config file's workers: registered once, at start-up
         await asyncio.gather(
-            *(
-                pool.add(url, api_key=settings.workers.api_key, source="flags")
-                for url in settings.workers.urls
-            )
+            *(pool.add(w.url, api_key=w.api_key, source="flags") for w in settings.workers.static)
         )
         watcher = WorkerFileWatcher(settings.workers.file_path, pool) if settings.workers.file_path else None
         if watcher is not None:
@@ -234,7 +240,7 @@ async def _mcp_control(
     path = settings.mcp.registry_path
     if path is None:  # no registry file configured: a private one that lives as long as the context
         path = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smg-mcp-"))) / "mcp.db")
-    static = load_mcp_config(settings.mcp.config_path) if settings.mcp.config_path else []
+    static = static_servers(settings.mcp.config_path, settings.mcp.servers_file, key=MCP_SERVERS_KEY)
     mcp_pool = await stack.enter_async_context(
         _in_own_task(
             McpPool(

@@ -126,7 +126,7 @@ class PayloadTooLarge(SmgError):
 
 class RequestHeadTooLarge(SmgError):
     """431 ``request_header_too_large``: the request line and headers exceed ``--max-request-head-bytes``.
-    Answered by the HTTP protocol (`smg.api.http_server`) before the application sees the request."""
+    Answered by the HTTP protocol (`smg.serving.http_protocol`) before the application sees the request."""
 
     status = 431
     code = "request_header_too_large"

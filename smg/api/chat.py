@@ -1,31 +1,31 @@
 """POST /v1/chat/completions: parse, validate, hand to the ChatService; stream or not.
 
-`serve_chat` is a plain ASGI endpoint: the edge calls it directly for ``POST /v1/chat/completions``,
-skipping routing, the request and response objects and the exception layers (they cost more than the
-rest of the pass-through path). The FastAPI route below declares the same endpoint for the OpenAPI
-document and the route table, and serves it through `serve_chat` when no edge shortcut applies.
+`serve_chat` is a plain ASGI endpoint and the only way a chat request is served: the edge calls it for
+every ``POST /v1/chat/completions``, skipping routing, the request and response objects and the
+exception layers (they cost more than the rest of the pass-through path). The FastAPI route below only
+declares the operation, for the OpenAPI document and the route table; it never serves.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from smg.api.middleware import printable
+from smg.api.middleware import CHAT_ROUTE, printable
 from smg.errors import InvalidRequest
 from smg.protocol import parse_chat_request
 
 if TYPE_CHECKING:
-    from smg.context import AppContext
+    from smg.routing.chat import ChatService
+    from smg.settings import RequestLimits
 
 router = APIRouter()
-CHAT_ROUTE = "/v1/chat/completions"
 
 _FORWARDED = (b"traceparent", b"tracestate")
 # What a Starlette StreamingResponse(media_type="text/event-stream", headers=...) sends.
@@ -54,6 +54,15 @@ _CHAT_SCHEMA = {
         },
     }
 }
+
+
+class ChatContext(Protocol):
+    """What the chat endpoint needs from the application context."""
+
+    @property
+    def chat(self) -> ChatService: ...
+    @property
+    def request_limits(self) -> RequestLimits: ...
 
 
 def _upstream_headers(scope: Scope) -> dict[str, str]:
@@ -104,7 +113,7 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
     Raises the `smg.errors.SmgError` for the edge to render while nothing was sent yet, and
     ClientDisconnect when the client leaves.
     """
-    ctx: AppContext = scope["app"].state.context
+    ctx: ChatContext = scope["app"].state.context
     chat = parse_chat_request(
         await _read_body(receive), headers=_upstream_headers(scope), limits=ctx.request_limits
     )
@@ -127,10 +136,8 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
         else:
             await _send_stream_until_disconnect(receive, send, chunks)
     finally:
-        # Ends the relay now (upstream released, metrics recorded) rather than when it is collected.
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        # Ends the route now (upstream released, outcome recorded), also when nothing of it was read.
+        await chunks.aclose()
 
 
 def _spec_version(scope: Scope) -> tuple[int, ...]:
@@ -165,17 +172,8 @@ async def _send_stream_until_disconnect(receive: Receive, send: Send, chunks: As
         raise
 
 
-class _Endpoint(Response):
-    """Hands the exchange to `serve_chat` (the body has not been read)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await serve_chat(scope, receive, send)
-
-
 @router.post(CHAT_ROUTE, openapi_extra=_CHAT_SCHEMA)
-async def chat_completions(request: Request) -> Response:
+async def chat_completions() -> Response:
     """OpenAI chat completions; unknown fields reach the worker untouched."""
-    return _Endpoint()
+    # Declared for the document and the route table: the edge serves every POST on this path itself.
+    raise RuntimeError(f"POST {CHAT_ROUTE} is served by the edge (EdgeMiddleware), never by this route")

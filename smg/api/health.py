@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from smg.api.deps import context_of
+if TYPE_CHECKING:
+    from smg.workers.worker import WorkerRegistry
 
 router = APIRouter()
+
+
+class ReadinessContext(Protocol):
+    """What the readiness probe needs from the application context."""
+
+    @property
+    def registry(self) -> WorkerRegistry: ...
+
+
+def _context(request: Request) -> ReadinessContext:
+    ctx: ReadinessContext = request.app.state.context
+    return ctx
 
 
 @router.get("/health")
@@ -18,7 +33,7 @@ async def liveness() -> dict[str, str]:
 
 @router.get("/readiness")
 async def readiness(request: Request) -> JSONResponse:
-    registry = context_of(request).registry
+    registry = _context(request).registry
     routable = registry.routable_count()
     body: dict[str, object] = {
         "status": "ready" if routable else "not_ready",

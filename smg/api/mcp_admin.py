@@ -7,19 +7,25 @@ Secrets are shown only as written references (``${VAR}``) or ``***``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from smg.api.deps import context_of
 from smg.api.strict_json import StrictJsonRoute
 from smg.mcp.control import McpControl
 from smg.mcp.registry.config import ServerSpec
 from smg.mcp.registry.views import server_view, tool_view
 
 router = APIRouter(prefix="/mcp", tags=["admin", "mcp"], route_class=StrictJsonRoute)
+
+
+class McpContext(Protocol):
+    """What the MCP admin routes need from the application context."""
+
+    @property
+    def mcp(self) -> McpControl: ...
 
 
 class CallBody(BaseModel):
@@ -29,7 +35,8 @@ class CallBody(BaseModel):
 
 
 def _control(request: Request) -> McpControl:
-    return context_of(request).mcp
+    ctx: McpContext = request.app.state.context
+    return ctx.mcp
 
 
 def _server_view(control: McpControl, spec: ServerSpec) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The edge of the gateway, one pure ASGI middleware: request id, HTTP metrics, auth, body limit and
-admission, in that order. The admission permit is held until the response is fully sent (streams too)."""
+admission, in that order, then the request's endpoint. The admission permit is held until the response
+is fully sent (streams too)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,33 +16,18 @@ from smg.api.admission import Admission
 from smg.api.auth import DATA, KeyAuth, plane_of
 from smg.api.errors import error_response
 from smg.errors import InvalidRequest, PayloadTooLarge, SmgError
+from smg.spans import ServerSpan, Tracer
 
 log = logging.getLogger("smg.api")
 _REQUEST_ID = b"x-request-id"
 _UNPRINTABLE = re.compile(rb"[^\t\x20-\x7e]")
 _ERROR_CODE = b"x-smg-error-code"
+CHAT_ROUTE = "/v1/chat/completions"
 
 
 class HttpObserver(Protocol):
     def on_start(self) -> None: ...
     def on_end(self, *, method: str, path: str, status: int, error_code: str, duration: float) -> None: ...
-
-
-class ServerSpan(Protocol):
-    recording: bool  # False for the no-op span of tracing off
-
-    def set(self, key: str, value: str | int) -> None: ...
-    def rename(self, name: str) -> None: ...
-    def fail(self, error_type: str) -> None: ...
-
-
-class RequestTracer(Protocol):
-    """Tracing hook of the edge (`smg.observability.tracing`); a no-op when tracing is off. Never raises."""
-
-    def server_span(self) -> ServerSpan:
-        """The current request's server span, made around the edge by the HTTP instrumentation when
-        tracing is on (`smg.observability.tracing_setup`); a no-op span when the request is not traced."""
-        ...
 
 
 class Edge(Protocol):
@@ -57,19 +42,25 @@ class Edge(Protocol):
     @property
     def http_observer(self) -> HttpObserver: ...
     @property
-    def tracing(self) -> RequestTracer: ...
+    def tracing(self) -> Tracer:
+        """Its `Tracer.server_span` is the span the HTTP instrumentation made around the edge when
+        tracing is on (`smg.observability.tracing_setup`)."""
+        ...
 
 
 class EdgeMiddleware:
     """Reads its collaborators from ``app.state.context``, which the lifespan builds before any request.
 
-    ``shortcuts`` maps (method, static path) to a plain ASGI endpoint the edge calls itself, past the
-    framework's routing and exception layers; that endpoint raises `SmgError` for the edge to render.
+    Every request passes the edge once, to one endpoint: ``POST /v1/chat/completions`` (`CHAT_ROUTE`) to
+    ``chat``, a plain ASGI endpoint the edge calls itself, past the framework's routing and exception
+    layers (the hot path, ADR 0003), which raises `SmgError` for the edge to render; every other request
+    to the framework ``app``. The framework's chat route declares the operation for the OpenAPI
+    document and the route table (so other methods on the path are 405) and never serves.
     """
 
-    def __init__(self, app: ASGIApp, *, shortcuts: Mapping[tuple[str, str], ASGIApp] | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, chat: ASGIApp) -> None:
         self.app = app
-        self._shortcuts = dict(shortcuts or {})
+        self._chat = chat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,7 +75,7 @@ class EdgeMiddleware:
             request_id = _new_request_id()  # a refused id is neither used nor echoed
         scope.setdefault("state", {})["request_id"] = request_id.decode("ascii")
         outcome: dict[str, Any] = {"status": 500, "error_code": "", "started": False}
-        shortcut = self._shortcuts.get((scope["method"], scope["path"]))
+        chat = scope["path"] == CHAT_ROUTE and scope["method"] == "POST"
         span = edge.tracing.server_span()
 
         async def send_with_id(message: Message) -> None:
@@ -102,14 +93,14 @@ class EdgeMiddleware:
             # After the instrumentation recorded the status (so the edge's error.type stands), and
             # before the last body chunk, with which it ends the span.
             if span.recording:
-                route = scope["path"] if shortcut is not None else _route_template(scope)
+                route = CHAT_ROUTE if chat else _route_template(scope)
                 _end_server_span(span, scope["method"], route, outcome)
 
         edge.http_observer.on_start()
         try:
             if refused:
                 raise InvalidRequest("x-request-id must be printable ASCII", param="x-request-id")
-            await self._admit(edge, scope, receive, send_with_id, headers, shortcut or self.app)
+            await self._admit(edge, scope, receive, send_with_id, headers, self._chat if chat else self.app)
         except SmgError as err:
             if outcome["started"]:
                 raise
@@ -122,7 +113,7 @@ class EdgeMiddleware:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             await error_response(SmgError("internal error"))(scope, receive, send_with_id)
         finally:
-            route = scope["path"] if shortcut is not None else _route_template(scope)
+            route = CHAT_ROUTE if chat else _route_template(scope)
             edge.http_observer.on_end(
                 method=scope["method"],
                 path=route,
@@ -172,7 +163,8 @@ def _new_request_id() -> bytes:
 
 def _end_server_span(span: ServerSpan, method: str, route: str, outcome: dict[str, Any]) -> None:
     """What the edge knows and the instrumentation does not: the route template (also for the chat
-    shortcut and for requests refused before routing) and the gateway's error code."""
+    request, which the framework does not route, and for requests refused before routing) and the
+    gateway's error code."""
     if not span.recording:  # tracing off, or a request that is not traced: no attribute work
         return
     span.rename(f"{method} {route}")

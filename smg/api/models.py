@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import APIRouter, Request
 
-from smg.api.deps import context_of
 from smg.errors import ModelNotFound
 
+if TYPE_CHECKING:
+    from smg.workers.worker import WorkerRegistry
+
 router = APIRouter()
+
+
+class ModelsContext(Protocol):
+    """What the model routes need from the application context."""
+
+    @property
+    def registry(self) -> WorkerRegistry: ...
+
+
+def _context(request: Request) -> ModelsContext:
+    ctx: ModelsContext = request.app.state.context
+    return ctx
 
 
 def _card(model: str) -> dict[str, Any]:
@@ -18,11 +32,11 @@ def _card(model: str) -> dict[str, Any]:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": [_card(m) for m in context_of(request).registry.models()]}
+    return {"object": "list", "data": [_card(m) for m in _context(request).registry.models()]}
 
 
 @router.get("/v1/models/{model:path}")
 async def get_model(model: str, request: Request) -> dict[str, Any]:
-    if model not in context_of(request).registry.models():
+    if model not in _context(request).registry.models():
         raise ModelNotFound(model)
     return _card(model)

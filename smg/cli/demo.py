@@ -12,7 +12,8 @@ from pathlib import Path
 import uvloop
 import yaml
 
-from smg.cli.launch import serve
+from smg.observability.logs import configure_logging
+from smg.serving.server import serve
 from smg.settings import HealthSettings, McpSettings, ServerSettings, Settings, WorkerSettings
 from smg.testing.processes import spawn, stop, wait_for_line
 from smg.testing.worker import READY_PREFIX as WORKER_READY
@@ -65,8 +66,10 @@ def demo_mcp_config(directory: Path) -> Path:
     return path
 
 
-def run_demo(*, port: int | None) -> int:
-    """Start the worker (child process), the gateway and its MCP servers; stop all on Ctrl-C/SIGTERM."""
+def run_demo(*, port: int | None, log_level: str = "warn") -> int:
+    """Start the worker (child process), the gateway and its MCP servers; stop all on Ctrl-C/SIGTERM.
+    The gateway logs to stderr at ``log_level``, as ``smg launch`` does (`configure_logging`)."""
+    configure_logging(log_level)
     if port is None:
         port = DEFAULT_PORT if _free(DEFAULT_PORT) else 0
     worker = spawn(

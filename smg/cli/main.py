@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from smg import __version__
 from smg.errors import ConfigError
 from smg.settings import add_gateway_flags, settings_from_namespace
 
-_SUBCOMMANDS = ("launch", "demo", "workers", "mcp")
+_SUBCOMMANDS = ("launch", "demo", "workers", "mcp", "config")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,22 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--port", type=int, default=None, help="gateway port (default: 30000 if free, else any)"
     )
+    demo.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warn", "warning", "error"),
+        default="warn",
+        help="log level of the demo gateway (default: warn); logs go to stderr",
+    )
 
-    from smg.cli import mcp, workers
+    from smg.cli import config, mcp, workers
 
     workers.add_parser(sub)
     mcp.add_parser(sub)
+    config.add_parser(sub)
     return parser
-
-
-def _harden_logging() -> None:
-    """No URL secret in any log line (library loggers print the URLs they use), and no INFO line per
-    HTTP request of the MCP client (one per JSON-RPC message)."""
-    from smg.mcp.registry.hosts import RedactUrlsFilter
-
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactUrlsFilter())
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,17 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ns = build_parser().parse_args(args)
         if ns.command == "launch":
+            from smg.cli.config import check_mcp_files
             from smg.cli.launch import run
             from smg.observability.logs import configure_logging
 
             settings = settings_from_namespace(ns, os.environ)
+            check_mcp_files(settings)
             configure_logging(settings.server.log_level, json=settings.server.log_json)
-            _harden_logging()
             return run(settings)
         if ns.command == "demo":
             from smg.cli.demo import run_demo
 
-            return run_demo(port=ns.port)
+            return run_demo(port=ns.port, log_level=ns.log_level)
         code = ns.handler(ns)
         assert isinstance(code, int)
         return code

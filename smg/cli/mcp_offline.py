@@ -21,6 +21,7 @@ from smg.mcp.registry.store import SqliteRegistry
 from smg.mcp.registry.validate import Validation, known_tools, validate_server
 from smg.mcp.registry.views import server_view, tool_view
 from smg.mcp.types import ToolInfo
+from smg.observability.logs import configure_logging
 
 
 @contextmanager
@@ -54,7 +55,7 @@ class OfflineBackend:
         if not logging.getLogger().handlers:
             # Connection logs would reach stderr through logging's last resort; failures are reported
             # once, as the error line, instead.
-            logging.getLogger().addHandler(logging.NullHandler())
+            configure_logging("off")
         return self
 
     async def __aexit__(

@@ -37,6 +37,10 @@ class Bounded:
         self._seen.add(value)
         return value
 
+    def forget(self, value: str) -> None:
+        """Free the place of ``value`` (its series are gone), so the cap counts values in use."""
+        self._seen.discard(value)
+
 
 class ModelLabel:
     """The ``model`` label: only names some registered worker serves, so a client naming models nobody
@@ -131,13 +135,14 @@ class Metrics:
             "smg_router_stage_duration_seconds", "Pipeline stage duration", ["stage"], buckets=b, registry=r
         )
         # Layer 3: workers
-        self.worker_health = Gauge("smg_worker_health", "1 healthy, 0 unhealthy", ["worker"], registry=r)
-        self.worker_active = Gauge("smg_worker_requests_active", "Requests in flight", ["worker"], registry=r)
+        worker, transition, selection = ("worker",), ("worker", "from", "to"), ("policy", "worker")
+        self.worker_health = Gauge("smg_worker_health", "1 healthy, 0 unhealthy", worker, registry=r)
+        self.worker_active = Gauge("smg_worker_requests_active", "Requests in flight", worker, registry=r)
         self.worker_cb_state = Gauge(
-            "smg_worker_cb_state", "Breaker state: 0 closed, 1 open, 2 half_open", ["worker"], registry=r
+            "smg_worker_cb_state", "Breaker state: 0 closed, 1 open, 2 half_open", worker, registry=r
         )
         self.worker_cb_transitions = Counter(
-            "smg_worker_cb_transitions", "Breaker transitions", ["worker", "from", "to"], registry=r
+            "smg_worker_cb_transitions", "Breaker transitions", transition, registry=r
         )
         self.worker_retries = Counter("smg_worker_retries", "Retries of worker attempts", registry=r)
         self.worker_retries_exhausted = Counter(
@@ -147,8 +152,13 @@ class Metrics:
             "smg_worker_retry_backoff_seconds", "Backoff before a retry", buckets=b, registry=r
         )
         self.worker_pool_size = Gauge("smg_worker_pool_size", "Registered workers", registry=r)
-        self.worker_selection = Counter(
-            "smg_worker_selection", "Worker selections", ["policy", "worker"], registry=r
+        self.worker_selection = Counter("smg_worker_selection", "Worker selections", selection, registry=r)
+        self._per_worker: tuple[tuple[Gauge | Counter, tuple[str, ...]], ...] = (
+            (self.worker_health, worker),
+            (self.worker_active, worker),
+            (self.worker_cb_state, worker),
+            (self.worker_cb_transitions, transition),
+            (self.worker_selection, selection),
         )
         self.worker_errors = Counter(
             "smg_worker_errors", "Failed worker attempts", ["error_type"], registry=r
@@ -215,6 +225,14 @@ class Metrics:
         self.path_label = Bounded(64)
         self.model_label = ModelLabel()
         self.error_label = Bounded(64)
+
+    def remove_worker(self, label: str) -> None:
+        """Remove every series labelled ``worker=label``, of every family that has a ``worker`` label."""
+        for family, names in self._per_worker:
+            for collected in family.collect():
+                for sample in collected.samples:
+                    if sample.labels.get("worker") == label:
+                        family.remove(*(sample.labels[name] for name in names))
 
     def render(self) -> bytes:
         """Prometheus text exposition of the registry."""

@@ -2,105 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
-
+from smg.observability.guard import Children as _Children
+from smg.observability.guard import guarded
 from smg.observability.metrics import Metrics
-from smg.workers.breaker import BreakerState
-
-log = logging.getLogger("smg.observability")
-F = TypeVar("F", bound=Callable[..., None])
+from smg.observability.worker_metrics import WorkerMetrics as WorkerMetrics
 
 # The methods of RFC 9110 and PATCH (RFC 5789) keep their name as the `method` label; any other token a
 # client sends (WebDAV's PROPFIND, made-up ones) is `other`. The label is recorded before authentication.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-
-
-def guarded(fn: F) -> F:
-    """Run a telemetry hook; log and swallow any failure (the telemetry guard)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except Exception:  # the telemetry guard: a metrics bug must never fail a request
-            log.exception("telemetry hook %s failed", fn.__name__)
-
-    return wrapper  # type: ignore[return-value]  # same signature as fn
-
-
-class _Children:
-    """Labelled children of one metric, looked up once per label tuple (``labels()`` takes a lock and
-    validates on every call). Label values are bounded upstream; the cap only guards against a bug."""
-
-    def __init__(self, metric: Any, cap: int = 4096) -> None:
-        self._metric = metric
-        self._cap = cap
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def __call__(self, *labels: str) -> Any:
-        child = self._children.get(labels)
-        if child is None:
-            if len(self._children) >= self._cap:
-                self._children.clear()
-            child = self._children[labels] = self._metric.labels(*labels)
-        return child
-
-
-class WorkerMetrics:
-    """`smg.workers.hooks.WorkerObserver` backed by Prometheus metrics."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._m = metrics
-        self._selection = _Children(metrics.worker_selection)
-        self._active = _Children(metrics.worker_active)
-        self._select_stage = metrics.router_stage.labels("select")
-
-    def _w(self, url: str) -> str:
-        return self._m.worker_label(url)
-
-    @guarded
-    def on_selected(self, policy: str, worker: str, *, duration: float) -> None:
-        self._selection(policy, self._w(worker)).inc()
-        self._select_stage.observe(duration)
-
-    @guarded
-    def on_attempt(self, worker: str, *, active: int) -> None:
-        self._active(self._w(worker)).set(active)
-
-    @guarded
-    def on_attempt_done(self, worker: str, *, active: int, error_type: str | None) -> None:
-        self._active(self._w(worker)).set(active)
-        if error_type is not None:
-            self._m.worker_errors.labels(error_type).inc()
-
-    @guarded
-    def on_retry(self, *, delay_secs: float, error_type: str) -> None:
-        self._m.worker_retries.inc()
-        self._m.worker_retry_backoff.observe(delay_secs)
-
-    @guarded
-    def on_retries_exhausted(self) -> None:
-        self._m.worker_retries_exhausted.inc()
-
-    @guarded
-    def on_breaker_transition(self, worker: str, old: BreakerState, new: BreakerState) -> None:
-        w = self._w(worker)
-        self._m.worker_cb_state.labels(w).set(int(new))
-        self._m.worker_cb_transitions.labels(w, old.label, new.label).inc()
-
-    @guarded
-    def on_health(self, worker: str, healthy: bool) -> None:
-        w = self._w(worker)
-        self._m.worker_health.labels(w).set(1 if healthy else 0)
-        self._m.worker_cb_state.labels(w)  # the breaker gauge exists (0 = closed) from the first sighting
-
-    @guarded
-    def on_pool_changed(self, workers: list[str], *, source: str, change: str) -> None:
-        self._m.worker_pool_size.set(len(workers))
-        self._m.discovery_registrations.labels(source, change).inc()
 
 
 class HttpMetrics:

@@ -9,11 +9,11 @@
           chat <model>                 client
           tools/call <tool>            client    (one per MCP call)
 
-`Tracing` implements `smg.api.middleware.RequestTracer`, `smg.routing.chat.RouteTracer`,
-`smg.workers.dispatch.AttemptTracer` and `smg.routing.spans.LoopTracer`; `NULL_TRACING` is the no-op
-used when ``--enable-trace`` is off: it returns shared no-op objects, builds no attributes and never calls
-OpenTelemetry. Every hook is guarded: a tracing failure is logged and never fails a request. The server
-span is the instrumentation's; `server_span` hands it to the edge, which adds what it knows.
+`Tracing` implements `smg.spans.Tracer`, the one tracing seam of the edge, routing and the dispatcher;
+with ``--enable-trace`` off `make_tracing` gives that module's `NULL_TRACING` instead, which returns the
+shared `NULL_SPAN`, builds no attributes and never calls OpenTelemetry. Every hook is guarded: a tracing
+failure is logged and never fails a request. The server span is the instrumentation's; `server_span`
+hands it to the edge, which adds what it knows.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from smg.spans import NULL_SPAN, NULL_TRACING, NullSpan, NullTracing
+
+__all__ = ["NULL_TRACING", "NullTracing", "TracerProviderLike", "Tracing", "make_tracing"]
+
 log = logging.getLogger("smg.observability")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACE_HEADERS = ("traceparent", "tracestate")
@@ -36,68 +40,8 @@ TracerProviderLike = (
 )  # what `build_context` accepts, named so callers need no otel import
 
 
-class _NullAttempt:
-    def inject(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        return headers
-
-    def end(self, *, status: int | None, error: str | None) -> None:
-        pass
-
-
-class _NullSpan:
-    recording = False
-
-    def set(self, key: str, value: str | int | bool) -> None:
-        pass
-
-    def rename(self, name: str) -> None:
-        pass
-
-    def fail(self, error_type: str) -> None:
-        pass
-
-    def activate(self) -> contextlib.AbstractContextManager[None]:
-        return _NULL_BLOCK
-
-    def end(self) -> None:
-        pass
-
-
-_NULL_ATTEMPT = _NullAttempt()
-_NULL_SPAN = _NullSpan()
-_NULL_BLOCK: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-_NULL_SPAN_BLOCK: contextlib.AbstractContextManager[_NullSpan] = contextlib.nullcontext(_NULL_SPAN)
-
-
-class NullTracing:
-    """Tracing off: every hook is a no-op and headers pass through unchanged."""
-
-    def server_span(self) -> _NullSpan:
-        return _NULL_SPAN
-
-    def start_route(self, model: str, *, streaming: bool, policy: str) -> _NullSpan:
-        return _NULL_SPAN
-
-    def start_attempt(self, model: str, worker: str, *, attempt: int) -> _NullAttempt:
-        return _NULL_ATTEMPT
-
-    def start_iteration(self, model: str, iteration: int) -> _NullSpan:
-        return _NULL_SPAN
-
-    def tool_call(
-        self, server: str, tool: str, *, call_id: str
-    ) -> contextlib.AbstractContextManager[_NullSpan]:
-        return _NULL_SPAN_BLOCK
-
-    def propagation_headers(self) -> Mapping[str, str]:
-        return {}
-
-
-NULL_TRACING = NullTracing()
-
-
 class _Span:
-    recording = True  # `_NullSpan.recording` is False: callers may skip attribute work on that test
+    recording = True  # `NULL_SPAN.recording` is False: callers may skip attribute work on that test
 
     def __init__(self, span: trace.Span) -> None:
         self._span = span
@@ -206,12 +150,12 @@ class Tracing:
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
 
-    def server_span(self) -> _Span | _NullSpan:
+    def server_span(self) -> _Span | NullSpan:
         """The current request's server span (made around the whole app by the instrumentation that
         `smg.observability.tracing_setup.instrument_app` installs), or the no-op span when the request is
         not traced (an excluded URL, or not sampled)."""
         span = trace.get_current_span()
-        return _Span(span) if span.is_recording() else _NULL_SPAN
+        return _Span(span) if span.is_recording() else NULL_SPAN
 
     def start_attempt(self, model: str, worker: str, *, attempt: int) -> _Attempt:
         """A client span for one worker attempt, a child of the current span (not made current)."""

@@ -24,8 +24,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from smg.observability.tracing import NullTracing, Tracing
+from smg.observability.tracing import Tracing
 from smg.settings import TraceSettings
+from smg.spans import Tracer
 
 OwnedTracerProvider = TracerProvider  # what `configure_tracing` builds, named so callers need no otel import
 EXCLUDED_URLS = r"^[a-z]+://[^/]*/(health|liveness|readiness|metrics)$"
@@ -46,7 +47,7 @@ def configure_tracing(settings: TraceSettings) -> TracerProvider | None:
     return provider
 
 
-def instrument_app(app: FastAPI, tracing: Tracing | NullTracing) -> None:
+def instrument_app(app: FastAPI, tracing: Tracer) -> None:
     """Install the server-span instrumentation on ``app`` when ``tracing`` is on; nothing otherwise.
     Call before the app serves its first request (the middleware stack is built then).
 

@@ -1,16 +1,20 @@
-"""Reading an upstream OpenAI chunk stream: SSE framing and tool-call delta accumulation.
+"""The tool calls of a model reply, and reading an upstream OpenAI chunk stream to get them.
 
-`SseDecoder` turns body bytes, split anywhere, into the ``data`` payloads of complete events (comments and
-other fields are dropped). `ToolCallAccumulator` rebuilds whole tool calls from ``delta.tool_calls``
-fragments: fragments are matched by ``index`` (the id and name come in the first fragment of a call,
-``arguments`` is the concatenation of all of them), calls may interleave and arrive between content deltas.
+`calls_of_message` reads them from a whole assistant message. `SseDecoder` turns body bytes, split
+anywhere, into the ``data`` payloads of complete events (comments and other fields are dropped).
+`ToolCallAccumulator` rebuilds whole tool calls from ``delta.tool_calls`` fragments: fragments are matched
+by ``index`` (the id and name come in the first fragment of a call, ``arguments`` is the concatenation of
+all of them), calls may interleave and arrive between content deltas. `with_ids` names the calls an
+upstream sent without an id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 MAX_EVENT_BYTES = 8 * 1024 * 1024  # one chat chunk is a few hundred bytes; this is a broken stream
 
@@ -62,6 +66,34 @@ class AccumulatedCall:
             "type": "function",
             "function": {"name": self.name, "arguments": self.arguments},
         }
+
+
+def calls_of_message(message: dict[str, Any]) -> list[AccumulatedCall]:
+    """The tool calls of a non-stream assistant message (ill-shaped entries are skipped)."""
+    calls: list[AccumulatedCall] = []
+    raw = message.get("tool_calls")
+    for i, call in enumerate(raw if isinstance(raw, list) else []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        calls.append(
+            AccumulatedCall(
+                index=i,
+                id=str(call.get("id") or ""),
+                name=str(function.get("name") or ""),
+                arguments=arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
+            )
+        )
+    return calls
+
+
+def with_ids(calls: Sequence[AccumulatedCall], *, iteration: int) -> list[AccumulatedCall]:
+    """``calls`` with an id for any call the upstream sent without one (tool messages need it)."""
+    return [
+        c if c.id else AccumulatedCall(c.index, f"call_smg_{iteration}_{c.index}", c.name, c.arguments)
+        for c in calls
+    ]
 
 
 @dataclass

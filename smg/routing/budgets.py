@@ -1,6 +1,9 @@
 """Budgets of one tool loop and the ledger that enforces them (DESIGN 4.2).
 
-An iteration is one model call. Before a round of MCP calls is executed the ledger checks, in this order:
+After each model reply the ledger decides whether the loop goes on (`LoopLedger.decide`): a reply asking
+for no gateway-owned call ends it (``completed``), one that mixes client and gateway calls too
+(``mixed_tool_calls``). An iteration is one model call. Before a round of MCP calls is executed the
+ledger checks, in this order:
 
 - ``deadline``: ``deadline_secs`` have passed since the loop started (injected clock);
 - ``max_iterations``: the reply asking for the round came from model call number ``max_iterations``
@@ -19,6 +22,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
+
+from smg.routing.accumulator import AccumulatedCall
+from smg.routing.tools import ToolPlan
 
 StopReason = Literal[
     "completed", "mixed_tool_calls", "max_iterations", "max_tool_calls", "deadline", "repeated_call"
@@ -89,6 +97,19 @@ class LoopLedger:
                 total[key] += value
         self.usage = total
 
+    def decide(
+        self, calls: Sequence[AccumulatedCall], plan: ToolPlan
+    ) -> tuple[StopReason | None, list[AccumulatedCall]]:
+        """How a model reply ends or continues the loop: (stop reason or None to run the round, the
+        client-owned calls). No gateway-owned call: ``completed``; client and gateway calls mixed:
+        ``mixed_tool_calls``; otherwise a budget may stop the round before it runs (`check_round`)."""
+        client = [c for c in calls if plan.owner(c.name) == "client"]
+        if len(client) == len(calls):
+            return "completed", client
+        if client:
+            return "mixed_tool_calls", client
+        return self.check_round([signature(c) for c in calls]), client
+
     def check_round(self, signatures: Sequence[tuple[str, str]]) -> StopReason | None:
         """The budget a round of calls (``(tool, canonical arguments)`` each) would break, or None; when
         None the round counts as executed."""
@@ -114,6 +135,25 @@ class LoopLedger:
             "iterations": self.iterations,
             "stop_reason": reason,
         }
+
+
+def parse_arguments(text: str) -> dict[str, Any] | None:
+    """A call's arguments as a JSON object (empty text is ``{}``); None when they are not one."""
+    if not text.strip():
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def signature(call: AccumulatedCall) -> tuple[str, str]:
+    """(name, canonical JSON arguments) of a call: equal for calls that would do the same thing."""
+    arguments = parse_arguments(call.arguments)
+    if arguments is None:
+        return call.name, call.arguments
+    return call.name, orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def stop_notice(reason: StopReason, ledger: LoopLedger) -> str:

@@ -1,4 +1,5 @@
-"""Executing one round of MCP tool calls and turning the outcomes into ``tool`` messages.
+"""Executing one round of MCP tool calls (the ledger let it run) and turning the outcomes into ``tool``
+messages; the loop's telemetry hooks.
 
 Every call of a round runs concurrently; each has its own timeout inside `McpRuntime.call_tool`. Nothing
 here raises for a tool problem: invalid JSON arguments (answered without calling the server), a name not
@@ -13,14 +14,12 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import orjson
-
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
 from smg.mcp.types import McpRuntime, ToolOutcome
 from smg.routing.accumulator import AccumulatedCall
-from smg.routing.budgets import CallRecord, LoopLedger, StopReason
-from smg.routing.spans import LoopTracer, NullLoopTracer
+from smg.routing.budgets import CallRecord, StopReason, parse_arguments
 from smg.routing.tools import ToolPlan
+from smg.spans import Tracer
 
 
 class LoopObserver(Protocol):
@@ -54,68 +53,8 @@ class NullLoopObserver:
         pass
 
 
-def calls_of_message(message: dict[str, Any]) -> list[AccumulatedCall]:
-    """The tool calls of a non-stream assistant message (ill-shaped entries are skipped)."""
-    calls: list[AccumulatedCall] = []
-    raw = message.get("tool_calls")
-    for i, call in enumerate(raw if isinstance(raw, list) else []):
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
-            continue
-        arguments = function.get("arguments")
-        calls.append(
-            AccumulatedCall(
-                index=i,
-                id=str(call.get("id") or ""),
-                name=str(function.get("name") or ""),
-                arguments=arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode(),
-            )
-        )
-    return calls
-
-
-def with_ids(calls: Sequence[AccumulatedCall], *, iteration: int) -> list[AccumulatedCall]:
-    """``calls`` with an id for any call the upstream sent without one (tool messages need it)."""
-    return [
-        c if c.id else AccumulatedCall(c.index, f"call_smg_{iteration}_{c.index}", c.name, c.arguments)
-        for c in calls
-    ]
-
-
-def round_decision(
-    calls: Sequence[AccumulatedCall], plan: ToolPlan, ledger: LoopLedger
-) -> tuple[StopReason | None, list[AccumulatedCall]]:
-    """How a model reply ends or continues the loop: (stop reason or None to run the round, the
-    client-owned calls). No gateway-owned call: ``completed``; client and gateway calls mixed:
-    ``mixed_tool_calls``; otherwise a budget may stop the round before it runs."""
-    client = [c for c in calls if plan.owner(c.name) == "client"]
-    if len(client) == len(calls):
-        return "completed", client
-    if client:
-        return "mixed_tool_calls", client
-    return ledger.check_round([signature(c) for c in calls]), client
-
-
-def _parse_arguments(text: str) -> dict[str, Any] | None:
-    if not text.strip():
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def signature(call: AccumulatedCall) -> tuple[str, str]:
-    """(name, canonical JSON arguments) of a call: equal for calls that would do the same thing."""
-    arguments = _parse_arguments(call.arguments)
-    if arguments is None:
-        return call.name, call.arguments
-    return call.name, orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
-
-
 async def _traced_one(
-    runtime: McpRuntime, plan: ToolPlan, call: AccumulatedCall, tracer: LoopTracer
+    runtime: McpRuntime, plan: ToolPlan, call: AccumulatedCall, tracer: Tracer
 ) -> ToolOutcome:
     info = plan.tools.get(call.name)
     if info is None:
@@ -132,7 +71,7 @@ async def _run_one(runtime: McpRuntime, plan: ToolPlan, call: AccumulatedCall) -
     info = plan.tools.get(call.name)
     if info is None:
         return ToolOutcome("", call.name, "error", f"error: no tool named {call.name!r} is available", 0.0)
-    arguments = _parse_arguments(call.arguments)
+    arguments = parse_arguments(call.arguments)
     if arguments is None:
         return ToolOutcome(
             info.server,
@@ -165,10 +104,10 @@ async def execute_round(
     *,
     iteration: int,
     observer: LoopObserver,
-    tracer: LoopTracer | None = None,
+    tracer: Tracer,
 ) -> tuple[list[dict[str, Any]], list[CallRecord]]:
-    """Run ``calls`` concurrently; returns one tool message per call (in call order) and their records."""
-    tracer = tracer or NullLoopTracer()
+    """Run ``calls`` concurrently (each under a ``tools/call`` span); returns one tool message per call
+    (in call order) and their records."""
     outcomes = await asyncio.gather(*(_traced_one(runtime, plan, call, tracer) for call in calls))
     messages: list[dict[str, Any]] = []
     records: list[CallRecord] = []

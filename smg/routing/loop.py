@@ -1,8 +1,12 @@
 """The MCP tool loop of /v1/chat/completions (DESIGN 4.2; the streaming variant is in `stream_loop`).
 
-Call the model; when its reply asks only for gateway-owned calls (MCP tools, or names nobody declared,
-which get an error tool message), run them concurrently, append the assistant message and one ``tool``
-message per call, and call the model again, until a reply asks for none. A reply that also asks for a
+`ChatService` hands it a request and its `ToolPlan`. Each round reads top to bottom: call the model
+(through the `Dispatcher`), read the reply's tool calls (`accumulator`), let the ledger decide whether
+the loop goes on (`budgets`), run the round (`execution`).
+
+When a reply asks only for gateway-owned calls (MCP tools, or names nobody declared, which get an error
+tool message), run them concurrently, append the assistant message and one ``tool`` message per call,
+and call the model again, until a reply asks for none. A reply that also asks for a
 client function is returned with the client's calls only (nothing of that turn runs; ``mixed_tool_calls``).
 A budget (`LoopBudgets`) ends the loop with a final answer saying why (``finish_reason`` ``stop``).
 
@@ -13,7 +17,7 @@ model call, and an ``smg`` extension object: ``{"tool_calls": [...], "iterations
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,19 +25,13 @@ import orjson
 from smg.errors import UpstreamProtocolError
 from smg.mcp.types import McpRuntime
 from smg.protocol import ChatRequest
+from smg.routing.accumulator import calls_of_message, with_ids
 from smg.routing.budgets import LoopBudgets, LoopLedger, stop_notice
-from smg.routing.execution import (
-    LoopObserver,
-    NullLoopObserver,
-    calls_of_message,
-    execute_round,
-    round_decision,
-    with_ids,
-)
-from smg.routing.metering import Generation
-from smg.routing.spans import NULL_SPAN, LoopTracer, NullLoopTracer, TraceSpan, annotate_round, current
+from smg.routing.execution import LoopObserver, NullLoopObserver, execute_round
+from smg.routing.metering import Generation, annotate_round
 from smg.routing.stream_loop import StreamRun
-from smg.routing.tools import ToolPlan, resolve_tools
+from smg.routing.tools import ToolPlan
+from smg.spans import NULL_SPAN, Tracer, TraceSpan, current
 from smg.workers.dispatch import Completed, Dispatcher
 
 
@@ -53,35 +51,26 @@ def _reply_of(done: Completed) -> dict[str, Any]:
 
 
 class ToolLoop:
-    """Runs requests that have MCP tools. One instance serves every request; state lives per call."""
+    """Runs requests that have MCP tools. One instance serves every request; state lives per call.
+    ``runtime`` is where the tools are listed (`resolve_tools`) and called; ``clock`` drives the
+    deadline budget."""
 
     def __init__(
         self,
         dispatcher: Dispatcher,
         runtime: McpRuntime,
         *,
+        tracer: Tracer,
         budgets: LoopBudgets | None = None,
         observer: LoopObserver | None = None,
-        tracer: LoopTracer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._tracer: LoopTracer = tracer or NullLoopTracer()
+        self.runtime = runtime
         self._dispatcher = dispatcher
-        self._runtime = runtime
+        self._tracer = tracer
         self._budgets = budgets or LoopBudgets()
         self._observer = observer or NullLoopObserver()
         self._clock = clock
-
-    async def plan(
-        self,
-        request: ChatRequest,
-        *,
-        always: Collection[str] = (),
-        aliases: Mapping[str, Mapping[str, str]] | None = None,
-    ) -> ToolPlan | None:
-        """The MCP tools of ``request`` (see `resolve_tools`), None for the pass-through path.
-        Raises InvalidRequest, McpServerUnavailable."""
-        return await resolve_tools(request.body, self._runtime, always=always, aliases=aliases)
 
     async def complete(
         self, request: ChatRequest, plan: ToolPlan, *, report: Generation | None = None
@@ -112,13 +101,13 @@ class ToolLoop:
                 choice = reply["choices"][0]
                 message = choice["message"]
                 calls = with_ids(calls_of_message(message), iteration=ledger.iterations)
-                reason, client = round_decision(calls, plan, ledger)
+                reason, client = ledger.decide(calls, plan)
                 if reason == "mixed_tool_calls":
                     message["tool_calls"] = [message["tool_calls"][c.index] for c in client]
                 if reason is not None:
                     break
                 tool_messages, records = await execute_round(
-                    self._runtime,
+                    self.runtime,
                     plan,
                     calls,
                     iteration=ledger.iterations,
@@ -146,21 +135,22 @@ class ToolLoop:
         reply["smg"] = ledger.extension(reason)
         return Completed(200, "application/json", orjson.dumps(reply), done.worker)
 
-    async def stream(
+    async def open_stream(
         self,
         request: ChatRequest,
         plan: ToolPlan,
         *,
         report: Generation | None = None,
         route: TraceSpan = NULL_SPAN,
-    ) -> AsyncIterator[bytes]:
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> StreamRun:
         """Open the first model stream (errors before the first byte raise, as `Dispatcher.open_stream`)
-        and return the loop's SSE byte stream (see `stream_loop`); later failures end it with an error
-        event and ``data: [DONE]``. ``report`` is filled in while the stream is read; each iteration's
-        span is a child of ``route``."""
+        and return the run, whose `StreamRun.events` is the loop's SSE byte stream (see `stream_loop`);
+        later failures end it with an error event and ``data: [DONE]``. ``report`` is filled in while
+        the stream is read (token times from ``clock``); each iteration's span is a child of ``route``."""
         run = StreamRun(
             self._dispatcher,
-            self._runtime,
+            self.runtime,
             request,
             plan,
             ledger=LoopLedger(self._budgets, self._clock),
@@ -168,5 +158,7 @@ class ToolLoop:
             tracer=self._tracer,
             report=report if report is not None else Generation(),
             route=route,
+            clock=clock,
         )
-        return await run.open()
+        await run.open()
+        return run

@@ -1,5 +1,6 @@
-"""Token accounting: usage of a completion body, TTFT/TPOT/usage of a pass-through stream, and the
-`Generation` record both paths (pass-through and tool loop) fill in for the router metrics and the route span.
+"""Token accounting: usage of a completion body, TTFT/TPOT/usage of a pass-through stream, the
+`Generation` record both paths (pass-through and tool loop) fill in for the router metrics and the route
+span, and the usage of one model call of the tool loop on its iteration span.
 
 Nothing the client sees is re-serialised. A stream request whose client did not ask for usage gets
 ``stream_options.include_usage`` added on the way to the worker (spliced into the raw bytes when the body
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from smg.protocol import ChatRequest
+from smg.spans import TraceSpan
 
 Tokens = tuple[int, int]
 """(input, output) token counts: ``usage.prompt_tokens`` and ``usage.completion_tokens``."""
@@ -97,6 +99,18 @@ def usage_tokens(usage: Any) -> Tokens | None:
     if type(prompt) is int and type(completion) is int:
         return prompt, completion
     return None
+
+
+def annotate_round(span: TraceSpan, *, usage: Any, response_model: Any) -> None:
+    """The usage and response model of one model call on its iteration span (nothing when not recording)."""
+    if not span.recording:
+        return
+    tokens = usage_tokens(usage)
+    if tokens is not None:
+        span.set("gen_ai.usage.input_tokens", tokens[0])
+        span.set("gen_ai.usage.output_tokens", tokens[1])
+    if isinstance(response_model, str) and response_model:
+        span.set("gen_ai.response.model", response_model)
 
 
 def _payload(event: bytes) -> Any:
@@ -187,3 +201,8 @@ class StreamMeter:
     def tpot(self) -> float | None:
         """Seconds per output token after the first; None without usage or with fewer than 2 tokens."""
         return per_token(self.first_token, self.last_token, None if self.tokens is None else self.tokens[1])
+
+    def report(self, into: Generation, *, worker: str) -> None:
+        """What the stream showed so far, into ``into``, with the ``worker`` that sent it."""
+        into.first_token, into.tpot, into.tokens = self.first_token, self.tpot(), self.tokens
+        into.response_id, into.response_model, into.worker = self.response_id, self.response_model, worker

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -44,11 +45,13 @@ def client_deltas(calls: list[AccumulatedCall]) -> list[dict[str, Any]]:
 
 
 class ClientChunks:
-    """Builds the ``data:`` events of one client stream (one role chunk, then deltas)."""
+    """Builds the ``data:`` events of one client stream (one role chunk, then deltas); the time the first
+    token left is read from ``clock``."""
 
-    def __init__(self, model: str, report: Generation) -> None:
+    def __init__(self, model: str, report: Generation, clock: Callable[[], float]) -> None:
         self._model = model
         self._report = report
+        self._clock = clock
         self._head: bytes | None = None
         self._role_sent = False
         self.content_sent = False
@@ -72,7 +75,7 @@ class ClientChunks:
     def tokens(self, delta: dict[str, Any]) -> bytes:
         """A chunk carrying tokens for the client; the first one is the request's time to first token."""
         if self._report.first_token is None:
-            self._report.first_token = time.perf_counter()
+            self._report.first_token = self._clock()
         if delta.get("content"):
             self.content_sent = True
         return self.chunk(delta)

@@ -18,8 +18,7 @@ with an OpenAI error event and ``data: [DONE]``.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +28,13 @@ import orjson
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.mcp.types import McpRuntime
 from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
-from smg.routing.accumulator import SseDecoder, SseEventTooLarge, ToolCallAccumulator
+from smg.routing.accumulator import SseDecoder, SseEventTooLarge, ToolCallAccumulator, with_ids
 from smg.routing.budgets import LoopLedger, stop_notice
-from smg.routing.execution import LoopObserver, execute_round, round_decision, with_ids
-from smg.routing.metering import Generation, per_token, usage_tokens
-from smg.routing.spans import NULL_SPAN, LoopTracer, NullLoopTracer, TraceSpan, annotate_round
+from smg.routing.execution import LoopObserver, execute_round
+from smg.routing.metering import Generation, annotate_round, per_token, usage_tokens
 from smg.routing.stream_chunks import ClientChunks, client_deltas, progress_comment, upstream_stream_body
 from smg.routing.tools import ToolPlan
+from smg.spans import NULL_SPAN, Tracer, TraceSpan
 from smg.workers.dispatch import Dispatcher, UpstreamStream
 
 log = logging.getLogger("smg.routing")
@@ -54,11 +53,12 @@ class _Round:
 
 
 class StreamRun:
-    """One streaming loop: `open` opens the first round and returns `events`, which owns every upstream
-    stream it reads (each closed exactly once). ``report`` is filled in as the stream is read: the time
-    the first token left for the client, usage summed over rounds, TPOT of the last round, the response
-    id and model, iterations and stop reason. Each iteration has a span, a child of ``route``, that is
-    the parent of its worker attempt and its tool calls."""
+    """One streaming loop: `open` opens the first round; `events` is the client stream, which owns every
+    upstream stream it reads (each closed exactly once); `release` closes what `open` holds when `events`
+    never started. ``report`` is filled in as the stream is read: the time the first token left for the
+    client (read from ``clock``), usage summed over rounds, TPOT of the last round, the response id and
+    model, iterations and stop reason. Each iteration has a span, a child of ``route``, that is the
+    parent of its worker attempt and its tool calls."""
 
     def __init__(
         self,
@@ -69,14 +69,17 @@ class StreamRun:
         *,
         ledger: LoopLedger,
         observer: LoopObserver,
-        tracer: LoopTracer | None = None,
-        report: Generation | None = None,
-        route: TraceSpan = NULL_SPAN,
+        tracer: Tracer,
+        report: Generation,
+        route: TraceSpan,
+        clock: Callable[[], float],
     ) -> None:
-        self._tracer = tracer or NullLoopTracer()
-        self._report = report if report is not None else Generation()
+        self._tracer = tracer
+        self._report = report
         self._route = route
+        self._clock = clock
         self._span: TraceSpan = NULL_SPAN
+        self._first: UpstreamStream | None = None
         self._dispatcher = dispatcher
         self._runtime = runtime
         self._request = request
@@ -87,13 +90,13 @@ class StreamRun:
         self._messages: list[dict[str, Any]] = list(plan.body["messages"])
         options = plan.body.get("stream_options")
         self._include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        self._out = ClientChunks(request.model, self._report)
+        self._out = ClientChunks(request.model, self._report, clock)
 
-    async def open(self) -> AsyncIterator[bytes]:
-        """Open the first round's stream and return `events`. Raises what `Dispatcher.open_stream` raises."""
+    async def open(self) -> None:
+        """Open the first round's stream. Raises what `Dispatcher.open_stream` raises."""
         self._ledger.iterations = 1
         try:
-            upstream = await self._open_round()
+            self._first = await self._open_round()
         except SmgError as exc:
             self._span.fail(exc.code)
             self._span.end()
@@ -101,7 +104,14 @@ class StreamRun:
         except BaseException:
             self._span.end()
             raise
-        return self.events(upstream)
+
+    async def release(self) -> None:
+        """Close the first round's stream (no verdict on its worker) and end its span, unless `events`
+        started and so owns them."""
+        first, self._first = self._first, None
+        if first is not None:
+            self._span.end()
+            await first.release()
 
     async def _open_round(self) -> UpstreamStream:
         """Start the span of iteration ``ledger.iterations`` and open its model stream under it."""
@@ -118,8 +128,10 @@ class StreamRun:
         self._observer.on_iteration(self._request.model, iteration=self._ledger.iterations)
         return upstream
 
-    async def events(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
-        """The client's SSE bytes; ``upstream`` is the already opened first round."""
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        """The client's SSE bytes, from the round `open` opened."""
+        upstream, self._first = self._first, None
+        assert upstream is not None, "events() of a run that is not open"
         try:
             async with aclosing(self._rounds(upstream)) as rounds:
                 async for out in rounds:
@@ -144,7 +156,7 @@ class StreamRun:
             ledger.add_usage(current.usage)
             annotate_round(self._span, usage=current.usage, response_model=current.model)
             calls = with_ids(current.calls.calls(), iteration=ledger.iterations)
-            reason, client = round_decision(calls, plan, ledger)
+            reason, client = ledger.decide(calls, plan)
             if reason is not None:
                 break
             yield f": smg tool_round iteration={ledger.iterations} calls={len(calls)}\n\n".encode()
@@ -243,7 +255,7 @@ class StreamRun:
         content = delta.get("content")
         tool_calls = delta.get("tool_calls")
         if content or tool_calls:
-            current.last_token = time.perf_counter()
+            current.last_token = self._clock()
             if current.first_token is None:
                 current.first_token = current.last_token
         if isinstance(content, str) and content:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.types import ASGIApp
 
-from smg.api.http_server import head_bounded_protocol
 from smg.app import create_app
-from smg.cli.launch import ReadyServer
 from smg.context import AppContext, build_context
+from smg.serving.server import ReadyServer, bind, uvicorn_config
 from smg.settings import ServerSettings, Settings
 
 
@@ -27,23 +24,10 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def serving(app: ASGIApp, *, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free port in the current loop; yields its base URL."""
-    sock = socket.socket()
-    sock.bind((host, 0))
-    sock.listen(512)
-    sock.setblocking(False)
-    limits = ServerSettings()
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        http=head_bounded_protocol(
-            max_head_bytes=limits.max_request_head_bytes, head_timeout_secs=limits.request_head_timeout_secs
-        ),
-        proxy_headers=False,  # as `smg.cli.launch` serves: the client address is the TCP peer's
-    )
-    server = ReadyServer(config)
+    """Serve ``app`` on a free port in the current loop, as ``smg launch`` serves it with the default
+    server settings (`smg.serving.server.uvicorn_config`); yields its base URL."""
+    sock = bind(host, 0, backlog=512)
+    server = ReadyServer(uvicorn_config(app, ServerSettings()))
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # tests own signals
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -70,16 +70,16 @@ async def _serve(app: web.Application, *, host: str, port: int) -> AsyncIterator
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    config: WorkerConfig | None = None, *, host: str = "127.0.0.1"
+    config: WorkerConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[RunningWorker]:
-    """Serve a worker on `host`, port 0, for the duration of the block.
+    """Serve a worker on `host` and `port` (0: a free one) for the duration of the block.
 
     Raises:
         OSError: the socket cannot be bound.
     """
     app = build_worker_app(config or WorkerConfig())
     faults, stats = live_state(app)
-    async with _serve(app, host=host, port=0) as url:
+    async with _serve(app, host=host, port=port) as url:
         yield RunningWorker(url=url, faults=faults, stats=stats)
 
 

@@ -21,11 +21,11 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from smg.errors import WorkerExists, WorkerNotFound
+from smg.urls import WorkerEntryError, parse_worker_entry
 from smg.workers.pool import WorkerPool
 from smg.workers.retry import every
 from smg.workers.worker import Worker
@@ -34,7 +34,6 @@ from smg.yaml_lines import key_line
 log = logging.getLogger("smg.workers.discovery")
 SOURCE = "file"
 POLL_SECS = 2.0  # fixed; documented with --worker-file
-_ENTRY_KEYS = frozenset({"url", "api_key"})
 
 
 @dataclass(frozen=True)
@@ -47,37 +46,14 @@ class _Malformed(ValueError):
     """The file's content is not a list of workers; the message never contains an API key."""
 
 
-def _check_url(raw: object, where: str) -> str:
-    if not isinstance(raw, str):
-        raise _Malformed(f"{where}: url must be a string")
-    url = raw.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  # urlsplit validates the port only when it is read
-    except ValueError:
-        raise _Malformed(f"{where}: invalid URL {url!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Malformed(f"{where}: invalid URL {url!r}")
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        raise _Malformed(f"{where}: a worker URL takes no credentials, query or fragment; use api_key")
-    return url
-
-
 def _entry(item: object, where: str, text: str, index: int) -> _Entry:
-    if isinstance(item, str):
-        return _Entry(_check_url(item, where))
-    if not isinstance(item, dict):
-        raise _Malformed(f"{where}: expected a URL or a mapping with url and api_key")
-    unknown = sorted(str(k) for k in item if k not in _ENTRY_KEYS)
-    if unknown:
-        line = key_line(text, [index, unknown[0]])
+    try:
+        url, api_key = parse_worker_entry(item)
+    except WorkerEntryError as exc:
+        line = key_line(text, [index, exc.key]) if exc.key is not None else None
         at = f"line {line}: " if line is not None else ""
-        names = ", ".join(repr(k) for k in unknown)
-        raise _Malformed(f"{at}{where}: unknown key(s) {names} (an entry takes url and api_key)")
-    api_key = item.get("api_key")
-    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-        raise _Malformed(f"{where}: api_key must be a non-empty string")
-    return _Entry(_check_url(item.get("url"), where), api_key)
+        raise _Malformed(f"{at}{where}: {exc}") from None
+    return _Entry(url, api_key)
 
 
 def _parse(text: str) -> dict[str, _Entry]:

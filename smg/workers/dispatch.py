@@ -16,10 +16,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from smg.errors import NoAvailableWorkers, UpstreamError, UpstreamProtocolError, UpstreamStatusError
 from smg.settings import RetrySettings
+from smg.spans import AttemptSpan, Tracer
 from smg.workers.client import UpstreamResponse, WorkerClient
 from smg.workers.hooks import WorkerObserver
 from smg.workers.policies import SelectionPolicy
@@ -28,35 +29,6 @@ from smg.workers.worker import Worker, WorkerRegistry
 
 T = TypeVar("T")
 CHAT_PATH = "/v1/chat/completions"
-
-
-class AttemptSpan(Protocol):
-    def inject(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """``headers`` carrying this attempt's W3C trace context (unchanged when tracing is off)."""
-        ...
-
-    def end(self, *, status: int | None, error: str | None) -> None: ...
-
-
-class AttemptTracer(Protocol):
-    """Tracing hook of the dispatcher (`smg.observability.tracing`). Never raises."""
-
-    def start_attempt(self, model: str, worker: str, *, attempt: int) -> AttemptSpan:
-        """A span for one worker attempt (``attempt`` is 1-based), ended by `AttemptSpan.end`."""
-        ...
-
-
-class _NoSpan:
-    def inject(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        return headers
-
-    def end(self, *, status: int | None, error: str | None) -> None:
-        pass
-
-
-class _NoTracer:
-    def start_attempt(self, model: str, worker: str, *, attempt: int) -> AttemptSpan:
-        return _NoSpan()
 
 
 @dataclass(frozen=True)
@@ -105,6 +77,10 @@ class UpstreamStream:
     def chunks(self) -> AsyncIterator[bytes]:
         return self._resp.iter_chunks()
 
+    async def release(self) -> None:
+        """`aclose` for a stream nobody read: the connection is released, the worker gets no verdict."""
+        await self.aclose(completed=False)
+
     async def aclose(self, *, failure: UpstreamError | None = None, completed: bool = True) -> None:
         """Release the connection; record success, ``failure``, or nothing (client went away)."""
         # Record first: the close below may be interrupted when the client's disconnect cancels us.
@@ -123,11 +99,11 @@ class Dispatcher:
         retry: RetrySettings,
         *,
         observer: WorkerObserver,
-        tracer: AttemptTracer | None = None,
+        tracer: Tracer,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._tracer: AttemptTracer = tracer or _NoTracer()
+        self._tracer = tracer
         self._registry = registry
         self._client = client
         self._policy = policy

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from smg.errors import InvalidRequest, UpstreamError
+from smg.errors import InvalidRequest, UpstreamError, WorkerNotFound
 from smg.settings import BreakerSettings, HealthSettings
 from smg.workers.breaker import BreakerState, CircuitBreaker
 from smg.workers.client import WorkerClient
 from smg.workers.hooks import WorkerObserver
-from smg.workers.retry import Sleep, every
+from smg.workers.retry import Sleep, every, until_done
 from smg.workers.worker import Worker, WorkerRegistry
 
 log = logging.getLogger("smg.workers")
@@ -29,7 +29,11 @@ def _model_ids(doc: Any) -> frozenset[str]:
 
 
 class WorkerPool:
-    """Owns the registry's membership and the health of its workers."""
+    """Owns the registry's membership and the health of its workers.
+
+    A worker whose models are unknown (discovery failed) is asked again: at each good probe when health
+    checks are on, else by a retry task with exponential backoff (1 s doubling to 60 s, `until_done`)
+    that ends when discovery succeeds or the worker is removed. `aclose` ends the retry tasks."""
 
     def __init__(
         self,
@@ -52,10 +56,13 @@ class WorkerPool:
         # The retry policy of probes, and of the discovery of models still unknown: every interval.
         self._prober = every(health.interval_secs, sleep=sleep, job="health prober")
         self._streaks: dict[str, int] = {}  # url -> +n consecutive good probes, -n consecutive bad
+        self._rediscovery = until_done(sleep=sleep, job="model discovery")
+        self._retries: dict[str, asyncio.Task[None]] = {}  # url -> its discovery retry task
 
     async def add(self, url: str, *, api_key: str | None = None, source: str = "admin") -> Worker:
         """Register a worker and discover its models. An unreachable worker is registered unhealthy
-        and picked up by the prober once it answers. Raises InvalidRequest, WorkerExists."""
+        and picked up by the prober once it answers (without health checks: registered healthy, with
+        its discovery retried until it answers). Raises InvalidRequest, WorkerExists."""
         url = url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise InvalidRequest("worker URL must start with http:// or https://", param="url")
@@ -78,8 +85,13 @@ class WorkerPool:
         self.registry.add(worker)
         await self._discover(worker)
         worker.healthy = worker.models is not None or not self._health.enabled
-        self._observer.on_health(url, worker.healthy)
+        if worker.models is None and not self._health.enabled:
+            self._retries[url] = asyncio.create_task(
+                self._retry_discovery(worker), name=f"smg-discover {url}"
+            )
+        # membership first: the observer keeps per-worker series for registered workers only
         self._observer.on_pool_changed([w.url for w in self.registry], source=source, change="added")
+        self._observer.on_health(url, worker.healthy)
         log.info("worker %s added (models=%s, healthy=%s)", url, sorted(worker.models or ()), worker.healthy)
         return worker
 
@@ -87,6 +99,9 @@ class WorkerPool:
         """Remove by URL or id. Raises WorkerNotFound. In-flight requests to it finish normally."""
         worker = self.registry.remove(key)
         self._streaks.pop(worker.url, None)
+        retry = self._retries.pop(worker.url, None)
+        if retry is not None:
+            retry.cancel()
         self._observer.on_pool_changed([w.url for w in self.registry], source=source, change="removed")
         log.info("worker %s removed", worker.url)
         return worker
@@ -97,6 +112,41 @@ class WorkerPool:
             worker.models = _model_ids(doc)
         except (UpstreamError, ValueError, KeyError) as exc:
             log.warning("worker %s: model discovery failed: %s", worker.url, exc)
+
+    async def aclose(self) -> None:
+        """Cancel the discovery retries and wait for them to end."""
+        retries = list(self._retries.values())
+        self._retries.clear()
+        for task in retries:
+            task.cancel()
+        await asyncio.gather(*retries, return_exceptions=True)
+
+    def _registered(self, worker: Worker) -> bool:
+        try:
+            return self.registry.get(worker.url) is worker
+        except WorkerNotFound:
+            return False
+
+    async def _retry_discovery(self, worker: Worker) -> None:
+        replayed = False
+
+        async def attempt() -> bool:
+            nonlocal replayed
+            if not replayed:  # attempt 1 is the discovery `add` made, which failed: wait before the next
+                replayed = True
+                return False
+            if not self._registered(worker):  # removed (or replaced) while this waited
+                return True
+            await self._discover(worker)
+            return worker.models is not None
+
+        try:
+            await self._rediscovery.copy()(attempt)
+        finally:
+            if self._retries.get(worker.url) is asyncio.current_task():
+                del self._retries[worker.url]
+        if worker.models is not None:
+            log.info("worker %s: models discovered: %s", worker.url, sorted(worker.models))
 
     async def probe_once(self) -> None:
         """Probe every worker once, concurrently, and apply the thresholds."""

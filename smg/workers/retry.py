@@ -12,6 +12,8 @@ attempt numbers, stop and wait cover the whole request.
 
 Background jobs (`every`): the health prober and the worker-file watcher run again every interval,
 whatever the last run did, so a failed probe, discovery or file read is retried at the next one.
+Without health checks nothing probes, so a worker's model discovery that failed is retried on its own
+(`until_done`): 1 s after the failure, doubling to at most 60 s, until it succeeds.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tenacity import (
     retry_if_result,
     stop_after_attempt,
     stop_never,
+    wait_exponential,
     wait_fixed,
 )
 from tenacity.wait import wait_base
@@ -165,6 +168,25 @@ def every(interval_secs: float, *, sleep: Sleep, job: str) -> AsyncRetrying:
         stop=stop_never,
         wait=wait_fixed(interval_secs),
         retry=retry_if_result(lambda _result: True) | retry_if_exception_type(Exception),
+        before_sleep=log_failure,
+    )
+
+
+def until_done(*, sleep: Sleep, job: str, initial_secs: float = 1.0, max_secs: float = 60.0) -> AsyncRetrying:
+    """The policy of a background job run until it returns True: after a run that returned False or
+    raised (logged with its traceback, naming ``job``), wait ``initial_secs``, doubling each time up to
+    ``max_secs``. Never gives up by itself: the caller cancels it (cancellation is never retried)."""
+
+    def log_failure(state: RetryCallState) -> None:
+        failure = _outcome(state).exception()
+        if failure is not None:
+            log.error("%s failed; next try in %g s", job, state.upcoming_sleep, exc_info=failure)
+
+    return AsyncRetrying(
+        sleep=sleep,
+        stop=stop_never,
+        wait=wait_exponential(multiplier=initial_secs, max=max_secs),
+        retry=retry_if_result(lambda done: not done) | retry_if_exception_type(Exception),
         before_sleep=log_failure,
     )
 

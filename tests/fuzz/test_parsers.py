@@ -19,7 +19,7 @@ from smg.mcp.registry.naming import EXPOSED_NAME_RE, ToolNameMap, exposed_tool_n
 from smg.mcp.registry.yaml_config import parse_mcp_config
 from smg.protocol import parse_chat_request
 from smg.routing.accumulator import SseDecoder, ToolCallAccumulator
-from smg.routing.execution import signature
+from smg.routing.budgets import signature
 
 FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

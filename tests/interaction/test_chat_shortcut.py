@@ -1,8 +1,9 @@
 """The edge serves POST /v1/chat/completions itself, past FastAPI's routing and exception layers. Every
 answer it gives must be the one the framework route gives: same status, body, headers, metric labels.
 
-Two gateways share one worker and one application context: one as built (the edge's shortcut), one with
-the shortcut removed (the request goes through FastAPI to the same endpoint).
+Two gateways share one worker and one application context: one as built (the edge calls the endpoint),
+one whose edge hands the request to a FastAPI application that routes it to the same endpoint (routing,
+an endpoint returning a response, the gateway's error handlers: the framework route).
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from smg.api.chat import serve_chat
+from smg.api.errors import install_error_handlers
 from smg.api.middleware import EdgeMiddleware
 from smg.app import create_app
 from smg.context import AppContext, build_context
@@ -35,10 +40,25 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 _VARYING = {"date", "x-request-id", "location"}
 
 
-def _without_shortcut(app: FastAPI) -> FastAPI:
+class _Endpoint(Response):
+    """A response that hands the exchange to `serve_chat` (the body has not been read)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_chat(scope, receive, send)
+
+
+def _without_shortcut(app: FastAPI, context: AppContext) -> FastAPI:
+    framework = FastAPI()
+    framework.state.context = context
+    install_error_handlers(framework)
+
+    @framework.post(CHAT)
+    async def chat_completions(request: Request) -> Response:
+        return _Endpoint()
+
     for middleware in app.user_middleware:
         if middleware.cls is EdgeMiddleware:
-            middleware.kwargs["shortcuts"] = {}
+            middleware.kwargs["chat"] = framework
     return app
 
 
@@ -64,7 +84,9 @@ async def pair(worker: RunningWorker, stack: AsyncExitStack, metrics: Metrics) -
     )
     ctx = await stack.enter_async_context(build_context(settings, metrics=metrics))
     fast_url = await stack.enter_async_context(serving(create_app(settings, context=ctx)))
-    slow_url = await stack.enter_async_context(serving(_without_shortcut(create_app(settings, context=ctx))))
+    slow_url = await stack.enter_async_context(
+        serving(_without_shortcut(create_app(settings, context=ctx), ctx))
+    )
     clients = [
         await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
         for url in (fast_url, slow_url)

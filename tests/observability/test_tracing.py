@@ -273,7 +273,7 @@ async def test_a_stream_loop_failing_after_the_first_byte_fails_its_route_and_it
 ) -> None:
     worker: RunningWorker = await start_worker(faults=Faults(fail_every=2))  # the 2nd model call fails
     gw: RunningGateway = await start_gateway(
-        make_settings((worker.url,), retry=RetrySettings(max_retries=0)), tracer_provider=provider
+        make_settings((worker.url,), retry=RetrySettings(max_retries=1)), tracer_provider=provider
     )
     calc = {
         "name": "calc",

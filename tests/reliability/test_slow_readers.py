@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from smg.cli.allocator import TRIM_SLACK
+from smg.serving.allocator import TRIM_SLACK
 from tests.reliability.conftest import CHAT, Gateway, Procs, SideTraffic, chat, poll, stream_outcome
 
 pytestmark = pytest.mark.e2e

@@ -18,8 +18,9 @@ from smg.mcp.types import ServerStatus, ToolInfo, ToolOutcome, ToolStatus
 from smg.protocol import ChatRequest, parse_chat_request
 from smg.routing.budgets import LoopBudgets
 from smg.routing.loop import ToolLoop
-from smg.routing.tools import ToolPlan
+from smg.routing.tools import ToolPlan, resolve_tools
 from smg.settings import BreakerSettings, RetrySettings
+from smg.spans import NULL_TRACING
 from smg.testing.worker import RunningWorker
 from smg.workers.breaker import CircuitBreaker
 from smg.workers.client import WorkerClient
@@ -123,7 +124,7 @@ class Harness:
         kwargs: dict[str, Any] = {"budgets": LoopBudgets(**budgets)}
         if clock is not None:
             kwargs["clock"] = clock
-        return ToolLoop(self.dispatcher, self.runtime, **kwargs)
+        return ToolLoop(self.dispatcher, self.runtime, tracer=NULL_TRACING, **kwargs)
 
 
 def request(text: str, *, tools: list[dict[str, Any]] | None = None, **extra: Any) -> ChatRequest:
@@ -142,7 +143,7 @@ LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"typ
 
 
 async def plan_of(loop: ToolLoop, req: ChatRequest) -> ToolPlan:
-    plan = await loop.plan(req)
+    plan = await resolve_tools(req.body, loop.runtime)
     assert plan is not None
     return plan
 
@@ -161,5 +162,6 @@ async def harness(start_worker: Callable[..., Any], stack: AsyncExitStack) -> Ha
         make_policy("round_robin"),
         RetrySettings(max_retries=1),
         observer=NullWorkerObserver(),
+        tracer=NULL_TRACING,
     )
     return Harness(worker=worker, dispatcher=dispatcher, registry=registry, runtime=FakeRuntime())

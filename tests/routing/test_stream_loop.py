@@ -42,7 +42,9 @@ class Parsed:
 
 async def stream(loop: ToolLoop, text: str, **extra: Any) -> Parsed:
     req = request(text, stream=True, **extra)
-    body = b"".join([piece async for piece in await loop.stream(req, await plan_of(loop, req))])
+    body = b"".join(
+        [piece async for piece in (await loop.open_stream(req, await plan_of(loop, req))).events()]
+    )
     parsed = Parsed()
     assert body.endswith(b"\n\n")
     for event in body.decode().split("\n\n")[:-1]:
@@ -137,7 +139,9 @@ async def test_a_worker_failing_a_later_round_ends_with_an_error_event(harness: 
 async def test_the_openai_client_parses_the_stream(harness: Harness) -> None:
     loop = harness.loop()
     req = request(TWO_ROUNDS, stream=True, stream_options={"include_usage": True})
-    body = b"".join([piece async for piece in await loop.stream(req, await plan_of(loop, req))])
+    body = b"".join(
+        [piece async for piece in (await loop.open_stream(req, await plan_of(loop, req))).events()]
+    )
 
     def handler(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
@@ -162,7 +166,7 @@ async def test_the_openai_client_parses_the_stream(harness: Harness) -> None:
 async def test_a_client_going_away_releases_the_upstream(harness: Harness) -> None:
     loop = harness.loop()
     req = request(TWO_ROUNDS, stream=True)
-    events = await loop.stream(req, await plan_of(loop, req))
+    events = (await loop.open_stream(req, await plan_of(loop, req))).events()
     assert isinstance(events, AsyncGenerator)
     await anext(events)
     await events.aclose()
@@ -196,7 +200,7 @@ class _RecordedSpan:
 
 @dataclass
 class RecordingTracer:
-    """A LoopTracer that records which iteration span is current when each tool call starts."""
+    """A Tracer (its loop hooks) that records which iteration span is current when each tool call starts."""
 
     events: list[str] = field(default_factory=list)
     active: list[str] = field(default_factory=list)
@@ -231,7 +235,7 @@ async def test_each_round_is_an_iteration_span_current_for_its_tool_calls_and_th
 
     harness.runtime.handlers["clock"]["echo"] = timed_echo
 
-    events = await loop.stream(req, await plan_of(loop, req), report=report, route=route)
+    events = (await loop.open_stream(req, await plan_of(loop, req), report=report, route=route)).events()
     body = b"".join([piece async for piece in events])
 
     assert tracer.events == [
@@ -265,7 +269,7 @@ async def test_a_failed_later_round_fails_its_iteration_span_and_reports_the_err
     report = Generation()
     harness.worker.faults.update({"fail_every": 2, "fail_status": 500})  # the second round's call fails
 
-    events = await loop.stream(req, await plan_of(loop, req), report=report)
+    events = (await loop.open_stream(req, await plan_of(loop, req), report=report)).events()
     body = b"".join([piece async for piece in events])
 
     assert b'"error"' in body and body.endswith(b"data: [DONE]\n\n")

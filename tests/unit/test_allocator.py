@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smg.cli.allocator import Trimmer, operator_tuned, returning_freed_memory
+from smg.serving.allocator import Trimmer, operator_tuned, returning_freed_memory
 
 MIB = 1024 * 1024
 

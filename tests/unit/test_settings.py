@@ -312,7 +312,8 @@ def test_a_positive_concurrency_is_the_limit(n: int) -> None:
 def test_retry_attempts_count_the_first_attempt() -> None:
     assert RetrySettings(max_retries=5).attempts == 5
     assert RetrySettings(max_retries=1).attempts == 1
-    assert RetrySettings(max_retries=0).attempts == 1
+    with pytest.raises(ValueError):  # validated however it is built: there is always a first attempt
+        RetrySettings(max_retries=0)
 
 
 def test_disabled_retries_make_exactly_one_attempt() -> None:

@@ -17,44 +17,23 @@ import ipaddress
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from smg.mcp.errors import McpHostNotAllowed
+from smg.urls import host_network as _network
+from smg.urls import parse_host_patterns
+from smg.urls import redact_url as redact_url  # re-exported: where the MCP side has always found it
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _HIDDEN = "***"
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
-def _network(pattern: str) -> _Network | None:
-    try:
-        return ipaddress.ip_network(pattern.strip("[]"), strict=False)
-    except ValueError:
-        return None
-
-
-def _valid_name(pattern: str) -> bool:
-    labels = pattern.split(".")
-    return all(label and all(c.isalnum() or c in "-_" for c in label) for label in labels)
-
-
 class HostAllowList:
-    """Host patterns (see the module docstring). Raises ValueError for a malformed pattern."""
+    """Host patterns (see the module docstring; parsed by `smg.urls.parse_host_patterns`). Raises
+    ValueError for a malformed pattern."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
-        cleaned: list[str] = []
-        for raw in patterns:
-            for part in raw.replace(",", " ").split():
-                pattern = part.strip().lower()
-                pattern = pattern if pattern == "*" else pattern.rstrip(".")
-                if pattern in ("", "*.") or (pattern == "*") != (part == "*"):
-                    raise ValueError(f"{part!r} is not a host name, *.suffix, IP address or CIDR")
-                if pattern != "*" and _network(pattern) is None:
-                    name = pattern[2:] if pattern.startswith("*.") else pattern
-                    if not _valid_name(name):
-                        raise ValueError(f"{part!r} is not a host name, *.suffix, IP address or CIDR")
-                cleaned.append(pattern)
-        self.patterns: tuple[str, ...] = tuple(dict.fromkeys(cleaned))
+        self.patterns: tuple[str, ...] = parse_host_patterns(patterns)
         self._any = not self.patterns or "*" in self.patterns
         self._networks = [n for n in (_network(p) for p in self.patterns) if n is not None]
         self._names = {p for p in self.patterns if _network(p) is None and not p.startswith("*.")}
@@ -85,25 +64,6 @@ class HostAllowList:
 
 
 ALLOW_ANY = HostAllowList(())
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password of its userinfo and every query value replaced by ``***`` (the user
-    name and query keys stay, so an operator can still tell URLs apart). Never raises."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:{_HIDDEN}@{hostport}" if ":" in userinfo else f"{_HIDDEN}@{hostport}"
-        query = "&".join(
-            f"{pair.split('=', 1)[0]}={_HIDDEN}" if pair else pair for pair in parts.query.split("&")
-        )
-        fragment = _HIDDEN if parts.fragment else ""
-        return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, fragment))
-    except ValueError:
-        return _HIDDEN
 
 
 def scrub(text: str, url: str | None) -> str:

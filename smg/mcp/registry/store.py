@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 from smg.errors import SmgError
 from smg.mcp.errors import InvalidMcpConfig, McpRegistryError, McpServerExists, McpServerNotFound
 from smg.mcp.registry.config import ServerSpec
+from smg.settings.paths import default_registry_path as default_registry_path  # re-exported
 
 _T = TypeVar("_T")
 _SCHEMA_VERSION = 1
@@ -76,23 +77,6 @@ class NullStorageObserver:
 
     def on_operation(self, operation: str, result: str, duration: float) -> None:
         pass
-
-
-def default_registry_path(environ: Mapping[str, str]) -> Path:
-    """``$SMG_MCP_REGISTRY``, else ``$XDG_STATE_HOME/smg/mcp.db``, else ``~/.local/state/smg/mcp.db``.
-
-    ``environ`` is passed in (settings.py owns the process environment); empty values count as unset
-    and, as the XDG spec says, a relative ``XDG_STATE_HOME`` is ignored.
-    """
-    explicit = environ.get("SMG_MCP_REGISTRY")
-    if explicit:
-        return Path(explicit).expanduser()
-    state = environ.get("XDG_STATE_HOME")
-    if state and Path(state).is_absolute():
-        return Path(state) / "smg" / "mcp.db"
-    home = environ.get("HOME")
-    base = Path(home) if home else Path.home()
-    return base / ".local" / "state" / "smg" / "mcp.db"
 
 
 class SqliteRegistry:

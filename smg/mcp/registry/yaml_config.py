@@ -53,12 +53,15 @@ _SHAPE = "expected 'servers:' followed by a list of {name, protocol, url or comm
 
 def load_mcp_config(path: str | os.PathLike[str]) -> list[ServerSpec]:
     """Read and validate the YAML file at ``path``. Raises InvalidMcpConfig naming the server and field."""
+    return parse_mcp_config(_read(path), source=os.fspath(path))
+
+
+def _read(path: str | os.PathLike[str]) -> str:
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except OSError as exc:
         raise InvalidMcpConfig(f"{os.fspath(path)}: cannot read MCP config ({exc.strerror})") from None
-    return parse_mcp_config(text, source=os.fspath(path))
 
 
 def parse_mcp_config(text: str, *, source: str = "<mcp config>") -> list[ServerSpec]:
@@ -77,18 +80,55 @@ def parse_mcp_config(text: str, *, source: str = "<mcp config>") -> list[ServerS
     if unknown:
         at = _at(source, text, [unknown[0]])
         raise InvalidMcpConfig(f"{at}unknown top-level {_keys(unknown)}; {_SHAPE}", param=unknown[0])
-    servers = document.get("servers", [])
+    return _servers(document, "servers", source=source, text=text)
+
+
+def load_server_list(path: str | os.PathLike[str], *, key: str) -> list[ServerSpec]:
+    """The servers listed under the top-level ``key`` of the YAML file at ``path``, each in the shape of
+    a ``servers`` entry above. The file's other keys belong to another reader (smg's config file keeps
+    its MCP servers under ``mcp_servers``) and are not looked at. Raises InvalidMcpConfig naming the
+    file, its line, ``KEY[i]`` and the field."""
+    source = os.fspath(path)
+    text = _read(path)
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise InvalidMcpConfig(f"{source}: not valid YAML") from None
+    if not isinstance(document, Mapping):
+        return []
+    return _servers(document, key, source=source, text=text)
+
+
+def static_servers(config_path: str | None, servers_file: str | None, *, key: str) -> list[ServerSpec]:
+    """The servers served from files: those of the MCP YAML at ``config_path`` and those under ``key``
+    in ``servers_file`` (None: none). Raises InvalidMcpConfig, also for a name both files define."""
+    specs = load_mcp_config(config_path) if config_path else []
+    if servers_file:
+        names = {spec.name for spec in specs}
+        for spec in load_server_list(servers_file, key=key):
+            if spec.name in names:
+                raise InvalidMcpConfig(
+                    f"{servers_file}: {key}: {spec.name!r} is also defined in {config_path}",
+                    server=spec.name,
+                    param="name",
+                )
+            specs.append(spec)
+    return specs
+
+
+def _servers(document: Mapping[str, Any], key: str, *, source: str, text: str) -> list[ServerSpec]:
+    servers = document.get(key, [])
     if servers is None:
         return []
     if not isinstance(servers, list):
-        raise InvalidMcpConfig(f"{source}: servers: must be a list", param="servers")
+        raise InvalidMcpConfig(f"{source}: {key}: must be a list", param=key)
     specs: list[ServerSpec] = []
     seen: set[str] = set()
     for index, entry in enumerate(servers):
-        spec = _server(entry, source=source, index=index, text=text)
+        spec = _server(entry, source=source, index=index, text=text, key=key)
         if spec.name in seen:
             raise InvalidMcpConfig(
-                f"{source}: servers[{index}]: name: {spec.name!r} is defined twice",
+                f"{source}: {key}[{index}]: name: {spec.name!r} is defined twice",
                 server=spec.name,
                 param="name",
             )
@@ -111,8 +151,8 @@ def _at(source: str, text: str, path: list[str | int]) -> str:
     return f"{source}:{line}: " if line is not None else f"{source}: "
 
 
-def _server(entry: object, *, source: str, index: int, text: str) -> ServerSpec:
-    label = f"servers[{index}]"
+def _server(entry: object, *, source: str, index: int, text: str, key: str) -> ServerSpec:
+    label = f"{key}[{index}]"
     if not isinstance(entry, Mapping):
         raise InvalidMcpConfig(f"{source}: {label}: must be a mapping")
     name = entry.get("name")
@@ -120,7 +160,7 @@ def _server(entry: object, *, source: str, index: int, text: str) -> ServerSpec:
     where = f"{source}: {label}"
 
     def located(*path: str) -> str:  # "FILE:LINE: servers[i] (name)" of the key at ``path``
-        return _at(source, text, ["servers", index, *path]) + label
+        return _at(source, text, [key, index, *path]) + label
 
     unknown = _unknown(entry, _SERVER_KEYS)
     if unknown:

@@ -1,28 +1,21 @@
 """`ServerConnection`: the one long-lived MCP session of one server, kept alive by one owner task.
 
-Ownership: the mcp SDK requires a `Client` to be entered and exited in the same task, so `run` (the owner
-task) opens the session, serves it, and closes it; it reconnects with backoff whenever the session is
-lost, until `close`. Callers borrow the open session from their own tasks: a JSON-RPC request can be sent
-from any task once the session is entered (the SDK's dispatcher correlates responses by id), so calls
-are really concurrent and never queue behind each other. A caller that sees the session die tells the
-owner (`_lose`), which tears it down and reconnects.
-
-Tool lists are cached and go stale on ``tools/list_changed`` (via ``subscriptions/listen`` or the message
-handler), on the TTL and after every (re)connect; the owner refreshes them, `list_tools` on demand.
+The mcp SDK requires a `Client` to be entered and exited in the same task, so `run` (the owner task)
+opens the session, serves it and closes it, and reconnects with backoff whenever it is lost, until
+`close`. Callers borrow the session from their own tasks (the SDK correlates responses by id, so calls
+run concurrently); one that sees it die tells the owner (`_lose`). Where the connection is, is one
+`ConnectionState` (`smg.mcp.runtime.state`): every change is a checked transition, and the session is
+lent exactly while CONNECTED. Tool lists are kept by `smg.mcp.runtime.listing.ToolListing`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
-import os
-import time
-from collections.abc import Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
-from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.types import ToolListChangedNotification
 
@@ -30,29 +23,21 @@ from smg.mcp.errors import McpServerUnavailable
 from smg.mcp.registry.config import ServerSpec
 from smg.mcp.registry.hosts import scrub
 from smg.mcp.runtime.calls import send_call
-from smg.mcp.runtime.framing import DEFAULT_MESSAGE_LIMIT
-from smg.mcp.runtime.hooks import (
-    Backoff,
-    BreakerLike,
-    HeadersHook,
-    McpObserver,
-    NullBreaker,
-    NullMcpObserver,
-    Sleep,
-    notify,
-)
+from smg.mcp.runtime.hooks import BreakerLike, McpObserver, NullBreaker, NullMcpObserver, notify
+from smg.mcp.runtime.listing import ToolListing
+from smg.mcp.runtime.options import ConnectionOptions
 from smg.mcp.runtime.retrying import Attempt, ReconnectPolicy, ReplayPolicy
+from smg.mcp.runtime.session import SESSION_GONE, HandshakeTimeout, Session, open_session
+from smg.mcp.runtime.state import ConnectionState, StateMachine, is_bug
 from smg.mcp.runtime.stdio import StderrPipe
-from smg.mcp.runtime.tools import FAILURES, ToolCache, describe, fetch_tools, session_lost, watch_list_changed
-from smg.mcp.runtime.transports import open_transport
-from smg.mcp.types import ServerState, ServerStatus, ToolInfo, ToolOutcome, ToolStatus
+from smg.mcp.runtime.tools import FAILURES, describe, session_lost, watch_list_changed
+from smg.mcp.types import ServerStatus, ToolInfo, ToolOutcome, ToolStatus
 
 logger = logging.getLogger("smg.mcp")
+_S = ConnectionState
+_NOT_LENT = frozenset(ConnectionState) - {_S.CONNECTED}
 _SUBSCRIBE_WAIT_SECS = 5.0
-
-
 _DOWN_WAIT_SECS = 1.0  # how long a request waits for a server that is known to be down
-_SESSION_GONE = "the server ended the MCP session (HTTP 404)"
 
 
 class ServerConnection:
@@ -62,47 +47,24 @@ class ServerConnection:
         self,
         spec: ServerSpec,
         *,
+        options: ConnectionOptions | None = None,
         breaker: BreakerLike | None = None,
         observer: McpObserver | None = None,
-        tools_ttl: float = 300.0,
-        backoff: Backoff | None = None,
-        sleep: Sleep = anyio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        connect_timeout: float = 30.0,
-        ready_timeout: float = 10.0,
-        environ: Mapping[str, str] | None = None,
-        reconnect: bool = True,
-        headers_hook: HeadersHook | None = None,
-        max_message_bytes: int = DEFAULT_MESSAGE_LIMIT,
     ) -> None:
         self.spec = spec
-        self._reconnect = reconnect
+        self._options = options = options or ConnectionOptions()
         self._breaker = breaker or NullBreaker()
         self._observer = observer or NullMcpObserver()
-        self._sleep = sleep
-        self._reconnects = ReconnectPolicy(
-            backoff or Backoff(), sleep=sleep, stopped=lambda: self._closing, on_backoff=self._backing_off
+        self._machine: StateMachine[Session] = StateMachine(
+            lambda label: notify(self._observer.on_server_state, self.name, label)
         )
-        self._replays = ReplayPolicy(sleep=sleep, stopped=lambda: self._closing)
-        self._clock = clock
-        self._connect_timeout = connect_timeout
-        self._ready_timeout = ready_timeout
-        self._environ = os.environ if environ is None else environ
-        self._headers_hook = headers_hook
-        self._max_message_bytes = max_message_bytes
-        self._tools = ToolCache(ttl=tools_ttl, clock=clock)
-        self._state: ServerState = "connecting"
-        self._client: Client | None = None
-        self._connected = anyio.Event()
-        self._wake = anyio.Event()
-        self._refresh_wanted = anyio.Event()
-        self._closing = False
-        self._done = anyio.Event()
+        self._reconnects = ReconnectPolicy(options, stopped=self._closing)
+        self._replays = ReplayPolicy(sleep=options.sleep, stopped=self._closing)
+        self._tools = ToolListing(spec.name, options, observer=self._observer, safe=self._safe)
         self._scope: anyio.CancelScope | None = None
         self._sessions = 0
         self._last_error: str | None = None
         self._pipe: StderrPipe | None = None
-        self._gone = anyio.Event()  # set once the server answers 404 to a request of the current session
 
     @property
     def name(self) -> str:
@@ -111,8 +73,8 @@ class ServerConnection:
     def status(self) -> ServerStatus:
         return ServerStatus(
             name=self.name,
-            state=self._state,
-            tools=len(self._tools.tools or ()),
+            state=self._machine.state.label,
+            tools=len(self._tools.cache.tools or ()),
             breaker=self._breaker.state.label,
             last_error=self._last_error,
             reconnects=max(0, self._sessions - 1),
@@ -120,149 +82,138 @@ class ServerConnection:
             extra={"transport": self.spec.transport, "stderr": self._pipe.tail if self._pipe else ()},
         )
 
+    # --- the owner task ---------------------------------------------------------------------------
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect, serve, reconnect with backoff; returns after `close`. Never raises."""
+        """Connect, serve, reconnect with backoff; returns after `close` (without reconnects: once the one
+        session has ended). Raises only IllegalTransition, which is a bug."""
         with anyio.CancelScope() as self._scope:
             task_status.started()
             try:
-                established = await self._session_once() if not self._closing else False
-                while self._reconnect and not self._closing:
+                established = await self._session_once() if not self._machine.state.closing else False
+                while self._options.reconnect and not self._machine.state.closing:
                     established = await self._reconnects.resume(established, self._session_once)
             finally:
-                self._client = None
-                self._set_state("closed")
-                self._done.set()
-                self._connected.set()  # wakes `_ready` waiters: they see there is no session left
-
-    def _backing_off(self, established: bool) -> None:
-        self._set_state("reconnecting" if established else "failed")
+                if self._machine.state is not _S.CLOSED:
+                    self._machine.to(_S.CLOSED)
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Close the session (and stop a stdio child), waiting at most ``grace`` seconds for a graceful
         close and as long again after cancelling the owner task. Idempotent."""
-        self._closing = True
-        self._wake.set()
-        if self._scope is None:
-            self._done.set()
+        was = self._machine.state
+        if not was.closing:
+            self._machine.to(_S.CLOSING)
+        if self._scope is None:  # the owner never started: nothing to wait for
+            if self._machine.state is not _S.CLOSED:
+                self._machine.to(_S.CLOSED)
             return
-        if self._client is None:  # connecting or backing off: nothing to close gracefully
+        if was is not _S.CONNECTED:  # connecting or backing off: no session to close gracefully
             self._scope.cancel()
         with anyio.move_on_after(grace):
-            await self._done.wait()
-        if not self._done.is_set():
+            await self._machine.wait_for(_S.CLOSED)
+        if self._machine.state is not _S.CLOSED:
             self._scope.cancel()
             with anyio.move_on_after(grace):
-                await self._done.wait()
+                await self._machine.wait_for(_S.CLOSED)
 
     async def _session_once(self) -> bool:
-        """One session from connect to loss; True when it got established."""
-        self._wake = anyio.Event()
-        self._gone = gone = anyio.Event()
-        stream_gone = anyio.Event()
-
-        def on_session_gone(method: str) -> None:
-            gone.set()
-            if method == "GET":  # the notification stream, which no caller is waiting on
-                stream_gone.set()
-
+        """One attempt: open a session and serve it until it is lost; True when it got established."""
         established = False
         try:
-            async with AsyncExitStack() as stack:
-                transport, pipe = await open_transport(
-                    self.spec,
-                    self._environ,
-                    stack,
-                    headers_hook=self._headers_hook,
-                    max_message_bytes=self._max_message_bytes,
-                    on_session_gone=on_session_gone,
-                )
-                self._pipe = pipe
-                client = Client(transport, cache=None, message_handler=self._on_message)
-                with anyio.CancelScope(deadline=anyio.current_time() + self._connect_timeout) as deadline:
-                    async with client:
-                        deadline.deadline = math.inf
-                        if pipe is not None:
-                            pipe.spawned()
-                        established = True
-                        await self._serve(client, pipe.exited if pipe is not None else None, stream_gone)
-                if deadline.cancelled_caught:
-                    self._failed(f"timed out: no answer to initialize within {self._connect_timeout:g} s")
-        except Exception as exc:  # noqa: BLE001  # any failure of a session (SDK, transport, config) means reconnect; the owner must not die
+            async with open_session(
+                self.spec, self._options, message_handler=self._on_message, on_pipe=self._use_pipe
+            ) as session:
+                established = True
+                await self._serve(session)
+        except HandshakeTimeout as exc:
+            self._failed(str(exc))
+        except Exception as exc:  # any failure of a session (SDK, transport, config): the owner goes on
+            if is_bug(exc):
+                raise
             self._failed(describe(exc))
+        self._ended(established)
         return established
 
-    async def _serve(
-        self, client: Client, child_exited: anyio.Event | None, stream_gone: anyio.Event
-    ) -> None:
+    def _use_pipe(self, pipe: StderrPipe | None) -> None:
+        self._pipe = pipe
+
+    async def _serve(self, session: Session) -> None:
         self._sessions += 1
         if self._sessions > 1:
             notify(self._observer.on_reconnect, self.name)
-            if child_exited is not None:
+            if session.pipe is not None:
                 notify(self._observer.on_stdio_restart, self.name)
-        self._invalidate("connect" if self._sessions == 1 else "reconnect")
+        self._tools.invalidate("connect" if self._sessions == 1 else "reconnect")
         subscribed = anyio.Event()
+        client, sleep = session.client, self._options.sleep
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._refresher, client)
                 tg.start_soon(
-                    watch_list_changed, self.name, client, self._invalidate, self._sleep, subscribed
+                    functools.partial(self._tools.keep_fresh, client, failed=lambda: self._gone(session))
                 )
-                if child_exited is not None:
-                    tg.start_soon(self._watch_child, client, child_exited)
-                tg.start_soon(self._watch_gone, client, stream_gone)
+                tg.start_soon(
+                    watch_list_changed, self.name, client, self._tools.invalidate, sleep, subscribed
+                )
+                if session.pipe is not None:  # stderr EOF: the child is gone, even if no request noticed yet
+                    tg.start_soon(
+                        self._lose_on, session, session.pipe.exited, "the stdio server process exited"
+                    )
+                # Only a 404 to the notification stream's GET ends the session from here: a caller whose
+                # request met a 404 ends it itself, once its request is resolved (ending it earlier would
+                # fail that request as "connection closed", hiding that the server never ran it).
+                tg.start_soon(self._lose_on, session, session.ended.on_stream, SESSION_GONE)
                 # Lend the session only once list_changed events can reach us, so none is missed.
                 with anyio.move_on_after(_SUBSCRIBE_WAIT_SECS):
                     await subscribed.wait()
-                self._client, self._last_error = client, None
-                self._set_state("connected")
-                self._connected.set()
-                await self._wake.wait()
+                if not self._machine.state.closing:
+                    self._machine.lend(session)
+                    self._last_error = None
+                await self._machine.wait_for(*_NOT_LENT)
                 tg.cancel_scope.cancel()
         finally:
-            self._drop(client)
+            self._lose(session, None)  # ended by a failure while lent: stop lending it
 
-    async def _refresher(self, client: Client) -> None:
-        while True:
-            await self._refresh_wanted.wait()
-            self._refresh_wanted = anyio.Event()
-            try:
-                await self._refresh(client, force=False)
-            except FAILURES as exc:
-                reason = self._safe(describe(exc))
-                logger.warning("MCP server %s: refreshing the tool list failed: %s", self.name, reason)
-                if self._gone.is_set():
-                    self._lose(client, _SESSION_GONE)
+    def _ended(self, established: bool) -> None:
+        """An attempt is over (the owner has torn it down): the state says how, unless closing."""
+        state = self._machine.state
+        if state.closing:
+            return
+        wanted = self._after_loss() if established else _S.FAILED
+        if state is not wanted:  # a lost session is RECONNECTING already; a failed retry stays FAILED
+            self._machine.to(wanted)
 
-    async def _watch_child(self, client: Client, exited: anyio.Event) -> None:
-        await exited.wait()  # stderr EOF: the child is gone, even if no request noticed yet
-        self._lose(client, "the stdio server process exited")
+    def _gone(self, session: Session) -> None:
+        """A request of ``session`` failed: lose it if the server has ended it."""
+        if session.ended.seen:
+            self._lose(session, SESSION_GONE)
 
-    async def _watch_gone(self, client: Client, stream_gone: anyio.Event) -> None:
-        # Only a 404 to the notification stream's GET ends the session from here: a caller whose
-        # request met a 404 ends it itself, once its request is resolved (ending it earlier would fail
-        # that request as "connection closed", hiding that the server never ran it).
-        await stream_gone.wait()
-        self._lose(client, _SESSION_GONE)
+    async def _lose_on(self, session: Session, event: anyio.Event, reason: str) -> None:
+        await event.wait()
+        self._lose(session, reason)
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, ToolListChangedNotification):
-            self._invalidate("list_changed")
+            self._tools.invalidate("list_changed")
+
+    # --- borrowers (any task) ------------------------------------------------------------------------
 
     async def list_tools(self, *, refresh: bool = False) -> list[ToolInfo]:
         """The server's tools: cached unless stale, expired or ``refresh``. Raises McpServerUnavailable."""
-        client = await self._ready(self._ready_timeout)
-        if refresh or not self._tools.fresh():
+        session = await self._ready(self._options.ready_timeout)
+        if refresh or not self._tools.cache.fresh():
             try:
-                await self._refresh(client, force=refresh, reason="request" if refresh else None)
+                await self._tools.refresh(
+                    session.client, force=refresh, reason="request" if refresh else None
+                )
             except FAILURES as exc:
-                if session_lost(exc) or self._gone.is_set():
-                    self._lose(client, describe(exc))
+                if session_lost(exc) or session.ended.seen:
+                    self._lose(session, describe(exc))
                 raise McpServerUnavailable(self.name, self._safe(describe(exc))) from None
-        return list(self._tools.tools or ())
+        return self._tools.tools
 
     async def call_tool(self, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
         """Call ``tool``; failures are outcomes (see `smg.mcp.types.McpRuntime.call_tool`)."""
-        start = self._clock()
+        start = self._options.clock()
         if not self._breaker.allows():
             text = f"the circuit breaker of MCP server {self.name!r} is open"
             return self._finish(tool, "breaker_open", text, start, attempts=0)
@@ -280,87 +231,70 @@ class ServerConnection:
         """(status, text, whether one more attempt is safe and may help: `smg.mcp.runtime.retrying`)."""
         timeout = self.spec.timeout_for(tool)
         try:
-            client = await self._ready(min(timeout, self._ready_timeout))
+            session = await self._ready(min(timeout, self._options.ready_timeout))
         except McpServerUnavailable as exc:
             return "unavailable", exc.message, False
-        gone = self._gone  # the event of ``client``'s session: no await since `_ready` returned it
-        end = await send_call(self.name, client, tool, arguments, timeout_secs=timeout)
-        if gone.is_set() and end.status == "error":
+        end = await send_call(self.name, session.client, tool, arguments, timeout_secs=timeout)
+        if session.ended.seen and end.status == "error":
             # The server refused the call with a 404 for the session: it never ran, so any tool may
             # be sent again, once the owner has opened a new session.
-            self._lose(client, _SESSION_GONE)
+            self._lose(session, SESSION_GONE)
             text = f"MCP server {self.name!r} had ended the session; the call was not run"
             return "unavailable", text, True
         if end.session_lost is not None:
-            self._lose(client, end.session_lost)
-        replay = end.status == "unavailable" and self._tools.retry_safe(tool)
+            self._lose(session, end.session_lost)
+        replay = end.status == "unavailable" and self._tools.cache.retry_safe(tool)
         return end.status, self._safe(end.text), replay
 
-    async def _ready(self, wait: float) -> Client:
-        """The open session, waiting at most ``wait`` seconds for one (at most `_DOWN_WAIT_SECS` once a
-        connect attempt has failed, so requests do not each stall on a server that is down; a session that
-        was just lost is waited for in full, since it is usually back at once).
-        Raises McpServerUnavailable."""
-        client = self._client
-        if client is not None and not (self._closing or self._done.is_set()):
-            return client  # the common case, without setting up a cancel scope
-        if self._state == "failed":
-            wait = min(wait, _DOWN_WAIT_SECS)
-        with anyio.move_on_after(wait):
-            while not (self._closing or self._done.is_set()):
-                client = self._client
-                if client is not None:
-                    return client
-                await self._connected.wait()
-        reason = self._last_error or ("it is closed" if self._closing else f"no session within {wait:g} s")
+    async def _ready(self, wait: float) -> Session:
+        """The lent session, waiting at most ``wait`` seconds for one. Without a session while the owner
+        is backing off, the caller wakes the reconnect (`BackoffWait.wake`). While FAILED it then waits
+        only for that attempt (at most `_DOWN_WAIT_SECS` from its start), so requests do not each stall
+        on a server that is down; a session that was just lost is waited for in full, since it is
+        usually back at once. Raises McpServerUnavailable."""
+        state, waits = self._machine.state, self._reconnects.wait
+        watch: AbstractContextManager[None] = nullcontext()
+        if self._machine.lent is None and state in (_S.RECONNECTING, _S.FAILED):
+            starts_in = waits.wake()
+            if state is _S.FAILED:
+                wait, watch = min(wait, starts_in + _DOWN_WAIT_SECS), waits.until_attempt_fails()
+        with watch:
+            await self._machine.borrow(wait)
+        if (session := self._machine.lent) is not None:
+            return session
+        closing = self._machine.state.closing
+        reason = self._last_error or ("it is closed" if closing else f"no session within {wait:g} s")
         raise McpServerUnavailable(self.name, reason)
 
-    async def _refresh(self, client: Client, *, force: bool, reason: str | None = None) -> None:
-        async with self._tools.lock:
-            if not force and self._tools.fresh():
-                return
-            generation, why = self._tools.generation, reason or self._tools.reason
-            with anyio.fail_after(self._ready_timeout + self._connect_timeout):
-                tools = await fetch_tools(self.name, client)
-            self._tools.store(tools, generation)
-        notify(self._observer.on_tools_refreshed, self.name, why)
-
-    def _invalidate(self, reason: str) -> None:
-        self._tools.invalidate(reason)
-        self._refresh_wanted.set()
-
-    def _lose(self, client: Client, reason: str) -> None:
-        """Tell the owner that ``client``'s session is dead (a no-op if it already moved on)."""
-        if self._client is client:
+    def _lose(self, session: Session, reason: str | None) -> None:
+        """``session`` is dead: stop lending it, which wakes the owner (a no-op once it is not lent)."""
+        if self._machine.lent is not session:
+            return
+        if reason is not None:
             self._last_error = self._safe(reason)
-            self._drop(client)
-            self._wake.set()
+        self._machine.to(self._after_loss())
 
-    def _drop(self, client: Client) -> None:
-        if self._client is client:
-            self._client = None
-            self._connected = anyio.Event()
+    def _after_loss(self) -> ConnectionState:
+        """Where an established session's end leads: reconnecting, or closing without reconnects."""
+        return _S.RECONNECTING if self._options.reconnect else _S.CLOSING
+
+    def _closing(self) -> bool:
+        return self._machine.state.closing
 
     def _safe(self, text: str) -> str:
         """``text`` without the secret parts of the server's URL (failure texts may quote the URL)."""
         return scrub(text, self.spec.url)
 
     def _failed(self, reason: str) -> None:
-        reason = self._safe(reason)
-        self._last_error = reason
-        if not self._closing:
-            level = logging.DEBUG if self._state == "failed" else logging.WARNING  # once per outage
+        """Record why an attempt or a session failed (the state follows in `_ended`)."""
+        self._last_error = reason = self._safe(reason)
+        if not self._machine.state.closing:
+            level = logging.DEBUG if self._machine.state is _S.FAILED else logging.WARNING  # once per outage
             logger.log(level, "MCP server %s: session failed: %s", self.name, reason)
-            self._set_state("failed")
-
-    def _set_state(self, state: ServerState) -> None:
-        if state != self._state:
-            self._state = state
-            notify(self._observer.on_server_state, self.name, state)
 
     def _finish(
         self, tool: str, status: ToolStatus, text: str, start: float, *, attempts: int
     ) -> ToolOutcome:
-        duration = self._clock() - start
+        duration = self._options.clock() - start
         notify(self._observer.on_tool_call, self.name, tool, status, duration)
         return ToolOutcome(self.name, tool, status, text, duration, attempts=attempts)

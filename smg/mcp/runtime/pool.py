@@ -3,6 +3,8 @@
 Use it as ``async with McpPool(...) as pool``: the owner task of every connection runs in the pool's task
 group, so the task that enters the pool owns the sessions (the SDK's same-task rule holds because each
 owner task enters and exits its own session). Any task may call `list_tools` / `call_tool` concurrently.
+A server being registered gets its connection before it is served (`open_candidate`, see
+`smg.mcp.runtime.candidate`), so the session that was validated is the one that serves.
 """
 
 from __future__ import annotations
@@ -10,17 +12,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
-import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
 from smg.mcp.registry.config import ServerSpec
-from smg.mcp.registry.store import RegistryStore
+from smg.mcp.runtime.candidate import Candidate, HeldObserver
 from smg.mcp.runtime.connection import ServerConnection
 from smg.mcp.runtime.convert import truncate_text
 from smg.mcp.runtime.framing import message_limit
@@ -33,23 +33,30 @@ from smg.mcp.runtime.hooks import (
     Sleep,
     logger,
 )
+from smg.mcp.runtime.options import ConnectionOptions
 from smg.mcp.types import ServerStatus, ToolInfo, ToolOutcome
+
+_DEFAULT = ConnectionOptions()
 
 
 class McpPool:
-    """One long-lived session per MCP server; implements `smg.mcp.types.McpRuntime`."""
+    """One long-lived session per MCP server; implements `smg.mcp.types.McpRuntime`.
+
+    The connection settings (`ConnectionOptions`, defaults from there) become one frozen value shared by
+    every connection; ``max_output_bytes`` also sets how large a message a server may send."""
 
     def __init__(
         self,
         *,
         observer: McpObserver | None = None,
         breaker_factory: BreakerFactory | None = None,
-        tools_ttl: float = 300.0,
+        tools_ttl: float = _DEFAULT.tools_ttl,
         backoff: Backoff | None = None,
-        sleep: Sleep = anyio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        connect_timeout: float = 30.0,
-        ready_timeout: float = 10.0,
+        wake_interval: float = _DEFAULT.wake_interval,
+        sleep: Sleep = _DEFAULT.sleep,
+        clock: Callable[[], float] = _DEFAULT.clock,
+        connect_timeout: float = _DEFAULT.connect_timeout,
+        ready_timeout: float = _DEFAULT.ready_timeout,
         close_timeout: float = 10.0,
         environ: Mapping[str, str] | None = None,
         headers_hook: HeadersHook | None = None,
@@ -57,23 +64,24 @@ class McpPool:
     ) -> None:
         self._observer = observer or NullMcpObserver()
         self._breaker_factory = breaker_factory
-        self._options: dict[str, Any] = {
-            "tools_ttl": tools_ttl,
-            "backoff": backoff,
-            "sleep": sleep,
-            "clock": clock,
-            "connect_timeout": connect_timeout,
-            "ready_timeout": ready_timeout,
-            "environ": environ,
-            "headers_hook": headers_hook,
-            "max_message_bytes": message_limit(max_output_bytes),
-        }
+        self._options = ConnectionOptions(
+            tools_ttl=tools_ttl,
+            backoff=backoff or _DEFAULT.backoff,
+            wake_interval=wake_interval,
+            sleep=sleep,
+            clock=clock,
+            connect_timeout=connect_timeout,
+            ready_timeout=ready_timeout,
+            environ=environ,
+            headers_hook=headers_hook,
+            max_message_bytes=message_limit(max_output_bytes),
+        )
         self._close_timeout = close_timeout
         self._max_output_bytes = max_output_bytes
         self._connections: dict[str, ServerConnection] = {}
+        self._candidates: builtins.list[Candidate] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._lock = anyio.Lock()
-        self._store_version: int | None = None
 
     async def __aenter__(self) -> McpPool:
         self._tg = anyio.create_task_group()
@@ -106,30 +114,45 @@ class McpPool:
                 del self._connections[connection.name]
             await self._close_all(stale)
             for name, spec in wanted.items():
-                if name not in self._connections:
-                    breaker = self._breaker_factory(name) if self._breaker_factory else None
-                    connection = ServerConnection(
-                        spec, breaker=breaker, observer=self._observer, **self._options
-                    )
-                    self._connections[name] = connection
-                    await self._tg.start(connection.run)
+                if name in self._connections:
+                    continue
+                candidate = next((c for c in self._candidates if c.connection.spec == spec), None)
+                if candidate is not None:  # the connection its registration was validated on
+                    self._candidates.remove(candidate)
+                    self._connections[name] = candidate.connection
+                    candidate.observer.release()
+                else:
+                    self._connections[name] = await self._start(spec, self._observer)
 
-    async def sync_from(self, store: RegistryStore) -> bool:
-        """Reconcile with ``store`` when its version moved since the last sync; True when it did.
-        Raises McpRegistryError (the pool is left as it was)."""
-        version = await anyio.to_thread.run_sync(store.version)
-        if version == self._store_version:
-            return False
-        specs = await anyio.to_thread.run_sync(store.list)
-        await self.reconcile(specs)
-        self._store_version = version
-        return True
+    async def open_candidate(self, spec: ServerSpec) -> Candidate:
+        """Open a connection to ``spec`` that is not served: `reconcile` adopts it when given ``spec``,
+        else `discard` closes it. Its telemetry is held back until it is adopted."""
+        observer = HeldObserver(self._observer)
+        candidate = Candidate(await self._start(spec, observer), observer)
+        self._candidates.append(candidate)
+        return candidate
+
+    async def discard(self, candidate: Candidate) -> None:
+        """Close ``candidate`` unless it was adopted (then: nothing). Idempotent."""
+        if candidate in self._candidates:
+            self._candidates.remove(candidate)
+            await candidate.connection.close(grace=self._close_timeout)
+
+    async def _start(self, spec: ServerSpec, observer: McpObserver) -> ServerConnection:
+        if self._tg is None:
+            raise RuntimeError("McpPool is not open: use `async with McpPool(...)`")
+        breaker = self._breaker_factory(spec.name) if self._breaker_factory else None
+        connection = ServerConnection(spec, options=self._options, breaker=breaker, observer=observer)
+        await self._tg.start(connection.run)
+        return connection
 
     async def aclose(self) -> None:
         """Close every session and stop every stdio child (each bounded by ``close_timeout``)."""
         async with self._lock:
             connections = builtins.list(self._connections.values())
+            connections += [candidate.connection for candidate in self._candidates]
             self._connections.clear()
+            self._candidates.clear()
             await self._close_all(connections)
 
     async def _close_all(self, connections: builtins.list[ServerConnection]) -> None:

@@ -1,4 +1,6 @@
-"""One-shot MCP helpers for registration checks and the offline CLI: connect, do one thing, close.
+"""One-shot MCP helpers for the offline CLI (connect, do one thing, close), and the first tool listing
+of a connection, which registration validates (offline on a one-shot probe, in the gateway on the pool's
+own connection: `first_tools`, `unreachable`).
 
 A failure names its phase and, for a stdio server, ends with the last lines the server wrote on stderr
 (``...; last stderr lines: ...``), so a command that cannot be run or a server that dies with a traceback
@@ -8,7 +10,7 @@ explains itself. These errors go to whoever registers or checks a server, never 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -18,6 +20,7 @@ from smg.mcp.errors import McpServerUnavailable, McpServerUnreachable
 from smg.mcp.registry.config import ServerSpec, resolve_secrets
 from smg.mcp.runtime.connection import ServerConnection
 from smg.mcp.runtime.hooks import NullMcpObserver
+from smg.mcp.runtime.options import ConnectionOptions
 from smg.mcp.types import ToolInfo, ToolOutcome
 
 _T = TypeVar("_T")
@@ -31,7 +34,7 @@ class _Settled(NullMcpObserver):
         self.event = anyio.Event()
 
     def on_server_state(self, server: str, state: str) -> None:
-        if state not in ("connecting", "reconnecting"):
+        if state != "connecting":  # without reconnects, a connection never reads "reconnecting"
             self.event.set()
 
 
@@ -43,7 +46,11 @@ async def probe_tools(
 ) -> list[ToolInfo]:
     """Connect to ``spec``, list its tools, close. ``timeout`` bounds the handshake and the listing each.
     Raises UnresolvedSecret, McpServerUnreachable (naming a timeout and its length when there was one)."""
-    return await _with_session(spec, timeout, environ, _listed)
+
+    async def listed(connection: ServerConnection, settled: _Settled, secs: float) -> list[ToolInfo]:
+        return await first_tools(connection, settled.event, secs)
+
+    return await _with_session(spec, timeout, environ, listed)
 
 
 async def call_once(
@@ -58,7 +65,7 @@ async def call_once(
     are outcomes; raises UnresolvedSecret, McpServerUnreachable when no session can be opened."""
 
     async def call(connection: ServerConnection, settled: _Settled, secs: float) -> ToolOutcome:
-        await _listed(connection, settled, secs)  # learns whether the tool is retry-safe
+        await first_tools(connection, settled.event, secs)  # learns whether the tool is retry-safe
         return await connection.call_tool(tool, arguments)
 
     return await _with_session(spec, timeout, environ, call)
@@ -71,17 +78,10 @@ async def _with_session(
     body: Callable[[ServerConnection, _Settled, float], Awaitable[_T]],
 ) -> _T:
     env = os.environ if environ is None else environ
-    resolve_secrets(spec.env, env, server=spec.name)  # a missing variable is the caller's error, say so
-    resolve_secrets(spec.headers, env, server=spec.name)
+    check_secrets(spec, env)
     settled = _Settled()
-    connection = ServerConnection(
-        spec,
-        observer=settled,
-        connect_timeout=secs,
-        ready_timeout=secs,
-        environ=env,
-        reconnect=False,
-    )
+    options = ConnectionOptions(connect_timeout=secs, ready_timeout=secs, environ=env, reconnect=False)
+    connection = ServerConnection(spec, options=options, observer=settled)
     results: list[_T] = []
     failures: list[SmgError] = []
     async with anyio.create_task_group() as tg:
@@ -94,21 +94,27 @@ async def _with_session(
             with anyio.CancelScope(shield=True):
                 await connection.close(grace=_CLOSE_GRACE_SECS)
     if failures:
-        failure = failures[0]
-        # Read after closing: by then the child has exited and its stderr has been read to the end.
-        tail = connection.status().extra.get("stderr") or ()
-        if isinstance(failure, McpServerUnreachable) and tail:
-            raise McpServerUnreachable(connection.name, _with_stderr(failure.reason, tail)) from None
-        raise failure
+        raise unreachable(connection, failures[0])  # after closing: the child's stderr is read to the end
     return results[0]
 
 
-async def _listed(connection: ServerConnection, settled: _Settled, secs: float) -> list[ToolInfo]:
-    """The tools, once the handshake is done. Raises McpServerUnreachable with the reason of the failed
-    step: the connection's own (its handshake deadline is ``secs``) or a ``tools/list`` timeout."""
+def check_secrets(spec: ServerSpec, environ: Mapping[str, str]) -> None:
+    """Raise UnresolvedSecret when a ``${VAR}`` of ``spec`` is not set in ``environ``: a missing variable
+    is the caller's error, so it is named before anything is started."""
+    resolve_secrets(spec.env, environ, server=spec.name)
+    resolve_secrets(spec.headers, environ, server=spec.name)
+
+
+async def first_tools(connection: ServerConnection, settled: anyio.Event, secs: float) -> list[ToolInfo]:
+    """The tools of ``connection``'s first session, once its first attempt is over (``settled``). Raises
+    McpServerUnreachable with the reason of the failed step: the connection's own (its handshake
+    deadline) or a ``tools/list`` timeout of ``secs`` seconds. A first attempt that failed is not
+    retried (a stdio server is started once)."""
     # The connection enforces the handshake deadline itself; this bound only covers its teardown.
     with anyio.move_on_after(secs + _CLOSE_GRACE_SECS):
-        await settled.event.wait()
+        await settled.wait()
+    if connection.status().state not in ("connecting", "connected"):
+        raise McpServerUnreachable(connection.name, connection.status().last_error or "no session")
     try:
         with anyio.fail_after(secs):
             return await connection.list_tools()
@@ -119,5 +125,12 @@ async def _listed(connection: ServerConnection, settled: _Settled, secs: float) 
     raise McpServerUnreachable(connection.name, reason) from None
 
 
-def _with_stderr(reason: str, tail: Sequence[str]) -> str:
-    return f"{reason}; last stderr lines: {' | '.join(tail)}"
+def unreachable(connection: ServerConnection, failure: SmgError) -> SmgError:
+    """``failure`` of a closed connection, an McpServerUnreachable ending with the last lines a stdio
+    server wrote on stderr (when it wrote any)."""
+    tail = connection.status().extra.get("stderr") or ()
+    if isinstance(failure, McpServerUnreachable) and tail:
+        return McpServerUnreachable(
+            connection.name, f"{failure.reason}; last stderr lines: {' | '.join(tail)}"
+        )
+    return failure

@@ -11,18 +11,24 @@ cover every attempt; each run uses a fresh copy, because tenacity keeps a run's 
   At most `TOOL_CALL_ATTEMPTS` attempts, no wait (the second attempt waits for the owner's new session),
   none once the connection is closing.
 - `ReconnectPolicy`: the owner task opens sessions until one is established, waiting
-  ``Backoff.delay(n)`` before the n-th; ``n`` starts again at 1 after every established session.
+  ``Backoff.delay(n)`` before the n-th; ``n`` starts again at 1 after every established session. A
+  caller that finds no session may cut the wait short (`ReconnectPolicy.wake`), but the next attempt
+  still starts no sooner than ``wake_interval`` seconds after the previous one ended: callers add at
+  most one attempt per interval, however many there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_none
 from tenacity.stop import stop_base
 
-from smg.mcp.runtime.hooks import Backoff, Sleep
+from smg.mcp.runtime.hooks import Sleep
+from smg.mcp.runtime.options import ConnectionOptions
 from smg.mcp.types import ToolStatus
 
 R = TypeVar("R")
@@ -92,28 +98,80 @@ class ReplayPolicy:
         return await _resume(self.controller, first, attempt)
 
 
+class BackoffWait:
+    """The owner's wait between connect attempts, which callers may cut short; the ``sleep`` tenacity
+    calls. ``clock`` and ``sleep`` are the connection's (tests replace both)."""
+
+    def __init__(self, *, sleep: Sleep, clock: Callable[[], float], interval: float) -> None:
+        self._sleep = sleep
+        self._clock = clock
+        self._interval = interval
+        self._began: float | None = None  # when the running wait began: when the last attempt ended
+        self._until = 0.0
+        self._scope: anyio.CancelScope | None = None
+        self._pending = False  # woken while no wait ran: the next wait lasts at most the interval
+        self._watchers: set[anyio.CancelScope] = set()
+
+    async def __call__(self, secs: float) -> None:
+        """Wait ``secs`` seconds, or less when woken. Its start means an attempt just ended without a
+        session to serve, so the watchers of that attempt are told."""
+        for scope in self._watchers:
+            scope.cancel()
+        self._watchers.clear()
+        left = min(secs, self._interval) if self._pending else secs
+        self._began = began = self._clock()
+        self._until, self._pending = began + left, False
+        try:
+            while left > 0:
+                with anyio.CancelScope() as self._scope:
+                    await self._sleep(left)
+                if not self._scope.cancelled_caught:
+                    return
+                left = self._until - self._clock()
+        finally:
+            self._began = self._scope = None
+
+    def wake(self) -> float:
+        """End the running wait at once, or ``interval`` seconds after the last attempt ended when that is
+        later; while an attempt runs, shorten the next wait to the interval. Returns the seconds until the
+        next attempt starts (0 while one runs)."""
+        now = self._clock()
+        if self._began is None:
+            self._pending = True
+            return 0.0
+        start = max(now, self._began + self._interval)
+        if start < self._until:
+            self._until = start
+            if self._scope is not None:
+                self._scope.cancel()
+        return max(0.0, self._until - now)
+
+    @contextmanager
+    def until_attempt_fails(self) -> Iterator[None]:
+        """Cancel the body when the next attempt ends without a session (the next wait begins)."""
+        with anyio.CancelScope() as scope:
+            self._watchers.add(scope)
+            try:
+                yield
+            finally:
+                self._watchers.discard(scope)
+
+
 class ReconnectPolicy:
     """When the owner task opens the next session. A session attempt returns True when the session got
     established (it is served inside the attempt, so it returns once that session is lost).
 
     A run starts when a session ended (``established`` says whether it had been) and ends when an attempt
-    establishes a session, or when ``stopped()``. ``on_backoff(established)`` runs before each wait,
-    with what the attempt that just ended did."""
+    establishes a session, or when ``stopped()``. The waits between attempts are a `BackoffWait`."""
 
-    def __init__(
-        self,
-        backoff: Backoff,
-        *,
-        sleep: Sleep,
-        stopped: Callable[[], bool],
-        on_backoff: Callable[[bool], None],
-    ) -> None:
+    def __init__(self, options: ConnectionOptions, *, stopped: Callable[[], bool]) -> None:
+        self.wait = BackoffWait(sleep=options.sleep, clock=options.clock, interval=options.wake_interval)
+        backoff = options.backoff
         self.controller = AsyncRetrying(
-            sleep=sleep,
+            sleep=self.wait,
             stop=_StopWhen(stopped),
             wait=lambda state: backoff.delay(state.attempt_number),
             retry=_reconnects,
-            before_sleep=lambda state: on_backoff(bool(_result(state))),
             retry_error_callback=_result,
         )
 

@@ -10,8 +10,10 @@ from subprocess import PIPE
 import anyio
 import pytest
 
+from smg.mcp.control import McpControl
 from smg.mcp.registry.config import ServerSpec
 from smg.mcp.registry.store import SqliteRegistry
+from smg.mcp.runtime.probe import probe_tools
 from tests.mcp.runtime._support import WAIT, eventually, make_pool, open_fds, process_gone, stdio_spec
 from tests.mcp_servers._helpers import REPO_ROOT, read_line, stop_process
 
@@ -85,13 +87,14 @@ async def test_children_die_with_a_gateway_killed_by_sigkill() -> None:
         await gateway.aclose()
 
 
-async def test_sync_from_reconciles_only_when_the_registry_version_moves(tmp_path: Path) -> None:
+async def test_sync_reconciles_only_when_the_registry_version_moves(tmp_path: Path) -> None:
     registry = SqliteRegistry(tmp_path / "mcp.db")
     registry.add(SILENT)
     async with make_pool() as pool:
-        assert await pool.sync_from(registry) is True
+        control = McpControl(registry, pool, probe=probe_tools)
+        assert await control.sync() is True
         assert [status.name for status in pool.statuses()] == ["silent"]
-        assert await pool.sync_from(registry) is False
+        assert await control.sync() is False
         registry.remove("silent")
-        assert await pool.sync_from(registry) is True
+        assert await control.sync() is True
         assert pool.statuses() == []

@@ -33,6 +33,7 @@ from smg.protocol import error_payload
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 
+# The edge's logger: to whoever filters the log, a refused request head is an edge event.
 log = logging.getLogger("smg.api")
 
 
