@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import random
 import tempfile
 import time
@@ -20,7 +19,6 @@ from smg.mcp.registry.hosts import HostAllowList
 from smg.mcp.registry.store import SqliteRegistry
 from smg.mcp.registry.yaml_config import static_servers
 from smg.mcp.runtime.pool import McpPool
-from smg.mcp.runtime.probe import probe_tools
 from smg.observability.metrics import Metrics
 from smg.observability.observers import (
     HttpMetrics,
@@ -258,7 +256,7 @@ async def _mcp_control(
         SqliteRegistry(path, observer=StorageMetrics(metrics)),
         mcp_pool,
         static=static,
-        probe=functools.partial(probe_tools, timeout=_PROBE_TIMEOUT_SECS),
+        probe_timeout=_PROBE_TIMEOUT_SECS,
         hosts=HostAllowList(settings.mcp.allowed_hosts),
     )
     await control.sync(force=True)

@@ -140,6 +140,14 @@ def _add_add_options(parser: argparse.ArgumentParser, *, suppress: bool = False)
         "--dry-run", action="store_true", default=default(False), help="validate, save nothing"
     )
     parser.add_argument("--json", action="store_true", default=default(False), help="print JSON")
+    parser.add_argument(
+        "--mcp-allowed-hosts", nargs="+", action="extend", default=default(None), metavar="PATTERN",
+        help="offline: check the URL against these hosts, as a gateway would (env SMG_MCP_ALLOWED_HOSTS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config", default=default(None), metavar="PATH",
+        help="offline: read --mcp-allowed-hosts from this gateway config file (env SMG_CONFIG)",
+    )  # fmt: skip
 
 
 class _OptionsParser(argparse.ArgumentParser):
@@ -209,13 +217,22 @@ def _backend(
     if ns.gateway and ns.registry:
         raise ConfigError("give --gateway or --registry, not both")
     gateway = ns.gateway or (None if ns.registry else environ.get("SMG_GATEWAY_URL"))
+    hosts_given = getattr(ns, "mcp_allowed_hosts", None) or getattr(ns, "config", None)
     if gateway:
+        if hosts_given:
+            raise ConfigError(
+                "--mcp-allowed-hosts and --config apply to the registry file; "
+                "a gateway checks URLs against its own --mcp-allowed-hosts"
+            )
         key = ns.admin_key or environ.get("SMG_ADMIN_KEY") or None
         return GatewayBackend(gateway, key, timeout=ns.timeout, transport=transport)
-    from smg.cli.mcp_offline import OfflineBackend
+    from smg.cli.mcp_offline import OfflineBackend, allowed_hosts
 
     path = Path(ns.registry).expanduser() if ns.registry else default_registry_path(environ)
-    return OfflineBackend(path, timeout=ns.timeout)
+    if ns.action != "add":
+        return OfflineBackend(path, timeout=ns.timeout)
+    hosts, source = allowed_hosts(ns.mcp_allowed_hosts, ns.config, environ)
+    return OfflineBackend(path, timeout=ns.timeout, hosts=hosts, hosts_source=source)
 
 
 def handle(

@@ -1,14 +1,15 @@
 """``smg mcp`` without a gateway: edits the SQLite registry file and talks to the MCP servers directly.
 
 A running gateway notices registry edits by itself (it polls the registry's version). Every method returns
-the admin API's wire shapes, so output is the same whichever the target.
+the admin API's wire shapes, so output is the same whichever the target. ``add`` checks a URL against the
+MCP host allow-list a gateway would apply, when one is known here (`allowed_hosts`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -16,9 +17,10 @@ from typing import Any
 
 from smg.errors import SmgError
 from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.hosts import HostAllowList
 from smg.mcp.registry.naming import exposed_tool_name
 from smg.mcp.registry.store import SqliteRegistry
-from smg.mcp.registry.validate import Validation, known_tools, validate_server
+from smg.mcp.registry.validate import Validation, host_finding, known_tools, validate_server
 from smg.mcp.registry.views import server_view, tool_view
 from smg.mcp.types import ToolInfo
 from smg.observability.logs import configure_logging
@@ -43,12 +45,41 @@ def _reason(exc: SmgError | OSError) -> str:
     return exc.message if isinstance(exc, SmgError) else str(exc) or type(exc).__name__
 
 
-class OfflineBackend:
-    """The registry file at ``path``; servers are probed with ``timeout`` seconds per connection."""
+def allowed_hosts(
+    patterns: Sequence[str] | None, config: str | None, environ: Mapping[str, str]
+) -> tuple[HostAllowList | None, str]:
+    """The MCP host allow-list a gateway started with the same ``--mcp-allowed-hosts`` (``patterns``),
+    ``SMG_MCP_ALLOWED_HOSTS`` and config file (``config``, else ``SMG_CONFIG``) would apply, and where it
+    came from (``env SMG_MCP_ALLOWED_HOSTS``...); ``(None, "")`` when none of them sets it. Only that
+    variable is read; a config file is read whole, as the gateway reads it. Raises ConfigError naming the
+    source of a bad value."""
+    from smg.settings.cli import CONFIG_ENV  # pydantic-settings is slow to import: only for ``add``
+    from smg.settings.file import read_config_file
+    from smg.settings.sources import resolve
 
-    def __init__(self, path: Path, *, timeout: float) -> None:
+    key = "mcp_allowed_hosts"
+    path = config or environ.get(CONFIG_ENV) or None
+    variable = {name: value for name, value in environ.items() if name == "SMG_MCP_ALLOWED_HOSTS"}
+    flags = {key: list(patterns)} if patterns else {}
+    resolved = resolve(flags, variable, read_config_file(path) if path else None)
+    origin = resolved.origins[key]
+    if origin.kind == "default":
+        return None, ""
+    return HostAllowList(resolved.settings.mcp.allowed_hosts), origin.describe()
+
+
+class OfflineBackend:
+    """The registry file at ``path``; servers are probed with ``timeout`` seconds per connection. ``hosts``
+    is the MCP host allow-list `add` applies (None: none is known) and ``hosts_source`` where it came from.
+    """
+
+    def __init__(
+        self, path: Path, *, timeout: float, hosts: HostAllowList | None = None, hosts_source: str = ""
+    ) -> None:
         self._path = path
         self._timeout = timeout
+        self._hosts = hosts
+        self._hosts_source = hosts_source
         self._registry: SqliteRegistry | None = None
 
     async def __aenter__(self) -> OfflineBackend:
@@ -82,7 +113,11 @@ class OfflineBackend:
         return server_view(self.registry.get(name))
 
     async def add(self, spec: ServerSpec, *, dry_run: bool) -> dict[str, Any]:
-        """Validate, then save unless ``dry_run``. Raises the `Validation.error()` when refused."""
+        """Validate, then save unless ``dry_run``. Raises the `Validation.error()` when refused; a URL
+        outside the known host allow-list is refused before anything is contacted."""
+        host = host_finding(spec, self._hosts, self._hosts_source)
+        if host is not None and host.blocking:
+            raise Validation(spec.name, [host]).error()
         existing = self.registry.list()
         # Probe the new server while the registered ones are probed for their tool names.
         new_tools = asyncio.create_task(self._probe(spec))
@@ -90,6 +125,7 @@ class OfflineBackend:
         validation = await validate_server(spec, existing, probe=lambda _: new_tools, existing_tools=tools)
         # known_tools' warnings say why a server's tools are unknown; drop the generic duplicates.
         found = [f for f in validation.findings if f.kind != "unchecked"] + warnings
+        found = ([host] if host is not None else []) + found
         if not validation.ok:
             raise Validation(spec.name, found).error()
         if not dry_run:

@@ -3,12 +3,16 @@
 It joins the registry file (dynamic, editable offline) with the ``--mcp-config-path`` servers (static),
 keeps the `McpPool` in step with both, and answers the admin API: add (validated), remove, views.
 A registry edit made by another process is picked up by `sync` (polled by the gateway).
+
+A server is validated on the connection that will serve it: the pool opens it as a candidate, its first
+tool list is checked, and the pool adopts it once the server is saved (a stdio server starts once).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import os
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import anyio
@@ -20,16 +24,18 @@ from smg.mcp.errors import (
     McpHostNotAllowed,
     McpServerNotFound,
     McpServerUnavailable,
+    McpServerUnreachable,
 )
 from smg.mcp.registry.config import ServerSpec
 from smg.mcp.registry.hosts import ALLOW_ANY, HostAllowList
 from smg.mcp.registry.store import RegistryStore
 from smg.mcp.registry.validate import Validation, validate_server
+from smg.mcp.runtime.candidate import Candidate
 from smg.mcp.runtime.pool import McpPool
+from smg.mcp.runtime.probe import check_secrets, first_tools, unreachable
 from smg.mcp.types import ToolInfo
 
 log = logging.getLogger("smg.mcp")
-Probe = Callable[[ServerSpec], Awaitable[list[ToolInfo]]]
 
 
 class McpControl:
@@ -39,15 +45,17 @@ class McpControl:
         pool: McpPool,
         *,
         static: Sequence[ServerSpec] = (),
-        probe: Probe,
+        probe_timeout: float = 30.0,
         hosts: HostAllowList = ALLOW_ANY,
     ) -> None:
+        """``probe_timeout`` bounds a new server's first tool listing (its handshake has the pool's
+        connect timeout)."""
         self._store = store
         self._hosts = hosts
         self._refused: dict[str, ServerSpec] = {}  # logged once per refused definition
         self._pool = pool
         self._static = {spec.name: spec for spec in static}
-        self._probe = probe
+        self._probe_timeout = probe_timeout
         self._version: int | None = None
         self._specs: Mapping[str, ServerSpec] = MappingProxyType({})
         self._always: tuple[str, ...] = ()
@@ -147,28 +155,42 @@ class McpControl:
                 tg.start_soon(one, name)
         return listed, errors
 
-    async def validate(self, spec: ServerSpec) -> Validation:
-        """Check ``spec`` against the served servers (their cached tool lists) without saving anything.
-        A served server that cannot list its tools now is reported as not checked for collisions.
-        Raises McpHostNotAllowed before contacting anything."""
-        self._hosts.check(spec.name, spec.url)
-        existing = list(self._specs.values())
-        listed, _ = await self.list_each()
-        tools = {name: [t.name for t in infos] for name, infos in listed.items()}
-        return await validate_server(spec, existing, probe=self._probe, existing_tools=tools)
-
     async def add(self, spec: ServerSpec, *, dry_run: bool = False) -> Validation:
-        """Validate, then (unless ``dry_run``) save and start serving ``spec``.
+        """Validate ``spec`` against the served servers (their cached tool lists; one that cannot list its
+        tools now is reported as not checked for collisions), then (unless ``dry_run``) save it and serve
+        it on the connection it was validated on. A refused or dry-run server's connection is closed.
 
         Raises McpHostNotAllowed (nothing is contacted), and McpRegistrationRefused /
         McpRegistrationConflict (with every finding) when invalid.
         """
-        validation = await self.validate(spec)
-        if not validation.ok:
-            raise validation.error()
-        if not dry_run:
-            await anyio.to_thread.run_sync(self._store.add, spec)
-            await self.sync(force=True)
+        self._hosts.check(spec.name, spec.url)
+        existing = list(self._specs.values())
+        listed, _ = await self.list_each()
+        tools = {name: [t.name for t in infos] for name, infos in listed.items()}
+        opened: list[Candidate] = []
+
+        async def probe(spec: ServerSpec) -> list[ToolInfo]:
+            check_secrets(spec, os.environ if self._pool.environ is None else self._pool.environ)
+            opened.append(candidate := await self._pool.open_candidate(spec))
+            try:
+                return await first_tools(
+                    candidate.connection, candidate.observer.settled, self._probe_timeout
+                )
+            except McpServerUnreachable as exc:
+                await self._pool.discard(candidate)  # closed first: a stdio child's stderr is read to its end
+                raise unreachable(candidate.connection, exc) from None
+
+        try:
+            validation = await validate_server(spec, existing, probe=probe, existing_tools=tools)
+            if not validation.ok:
+                raise validation.error()
+            if not dry_run:
+                await anyio.to_thread.run_sync(self._store.add, spec)
+                await self.sync(force=True)  # the pool adopts the candidate
+        finally:
+            for candidate in opened:  # not adopted: refused, a dry run, or the save failed
+                with anyio.CancelScope(shield=True):
+                    await self._pool.discard(candidate)
         return validation
 
     async def remove(self, name: str) -> None:

@@ -82,6 +82,11 @@ def _switch(value: Any) -> Any:
 def _key(value: str) -> str:
     if not value.strip():
         raise ValueError("keys must not be empty")
+    if value.startswith("${") and value.endswith("}"):
+        # Only MCP headers, env and tokens expand ${VAR}; taken literally, this key would be guessable.
+        raise ValueError(
+            "a ${VAR} reference is not expanded in a key: give the key itself (e.g. in its SMG_* variable)"
+        )
     return value
 
 

@@ -43,7 +43,7 @@ class WorkerSettings:
     policy: Annotated[Policy, Flag("policy")] = Field(
         default="cache_aware", description="worker selection policy"
     )
-    api_key: Annotated[str | None, Flag("worker-api-key")] = Field(
+    api_key: Annotated[EntryKey | None, Flag("worker-api-key")] = Field(
         default=None,
         repr=False,
         description="upstream API key sent to the --worker-urls workers (never logged)",

@@ -12,27 +12,30 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from smg.errors import Conflict, SmgError
 from smg.mcp.errors import InvalidMcpConfig, ToolNameCollision
 from smg.mcp.registry.config import ServerSpec
+from smg.mcp.registry.hosts import HostAllowList
 from smg.mcp.registry.naming import NameFinding, ToolNameMap, check_new_server, exposed_tool_name
 from smg.mcp.types import ToolInfo
 
 Probe = Callable[[ServerSpec], Awaitable[list[ToolInfo]]]
 """Connects to a server and lists its tools; raises an `SmgError` when it cannot."""
 
-_BLOCKING = frozenset({"unreachable", "no_tools", "server_exists", "collision"})
+_BLOCKING = frozenset({"unreachable", "no_tools", "server_exists", "collision", "host_not_allowed"})
 
 
 @dataclass(frozen=True)
 class Finding:
     """One observation about a registration.
 
-    ``kind``: blocking ones are ``unreachable``, ``no_tools``, ``server_exists``, ``collision``;
-    informational ones ``reachable``, ``tool`` (offered under its plain prefixed name), ``renamed``,
-    ``shortened``, ``unchecked`` (an existing server's tools are unknown, so collisions with it were not
-    checked) and ``existing_collision`` (two registered servers already collide).
+    ``kind``: blocking ones are ``unreachable``, ``no_tools``, ``server_exists``, ``collision``,
+    ``host_not_allowed``; informational ones ``reachable``, ``tool`` (offered under its plain prefixed
+    name), ``renamed``, ``shortened``, ``unchecked`` (an existing server's tools are unknown, so
+    collisions with it were not checked), ``existing_collision`` (two registered servers already
+    collide), ``host_allowed`` and ``host_unchecked`` (see `host_finding`).
     """
 
     kind: str
@@ -107,6 +110,25 @@ class McpRegistrationConflict(Conflict):
         super().__init__(_refusal_message(server, findings), param="name")
         self.server = server
         self.findings = list(findings)
+
+
+def host_finding(spec: ServerSpec, hosts: HostAllowList | None, source: str) -> Finding | None:
+    """What the MCP host allow-list ``hosts`` (read from ``source``, e.g. ``env SMG_MCP_ALLOWED_HOSTS``;
+    None: no list is known) says of ``spec``'s URL: ``host_allowed``, ``host_not_allowed`` (blocking) or
+    ``host_unchecked``; None for a stdio server, which names no host."""
+    if spec.url is None:
+        return None
+    host = urlsplit(spec.url).hostname or ""
+    if hosts is None:
+        return Finding(
+            "host_unchecked",
+            "no MCP host allow-list is known here (--mcp-allowed-hosts, SMG_MCP_ALLOWED_HOSTS or a --config "
+            f"file): a gateway checks host {host!r} against its own when it loads the registry",
+        )
+    listed = f"{', '.join(hosts.patterns) or '*'}; from {source}"
+    if hosts.allows_host(host):
+        return Finding("host_allowed", f"host {host!r} is in the allowed MCP hosts ({listed})")
+    return Finding("host_not_allowed", f"host {host!r} is not in the allowed MCP hosts ({listed})")
 
 
 async def validate_server(

@@ -168,6 +168,7 @@ class ServerConnection:
                 if not self._machine.state.closing:
                     self._machine.lend(session)
                     self._last_error = None
+                    self._reconnects.wait.forget()  # a wake from before now is answered
                 await self._machine.wait_for(*_NOT_LENT)
                 tg.cancel_scope.cancel()
         finally:
@@ -247,11 +248,10 @@ class ServerConnection:
         return end.status, self._safe(end.text), replay
 
     async def _ready(self, wait: float) -> Session:
-        """The lent session, waiting at most ``wait`` seconds for one. Without a session while the owner
-        is backing off, the caller wakes the reconnect (`BackoffWait.wake`). While FAILED it then waits
-        only for that attempt (at most `_DOWN_WAIT_SECS` from its start), so requests do not each stall
-        on a server that is down; a session that was just lost is waited for in full, since it is
-        usually back at once. Raises McpServerUnavailable."""
+        """The lent session, waiting at most ``wait`` seconds for one. Without one, the caller wakes the
+        reconnect (`BackoffWait.wake`); while FAILED it waits only for that attempt (at most
+        `_DOWN_WAIT_SECS` from its start), so requests do not each stall on a server that is down, but a
+        session just lost is waited for in full (it is usually back at once). Raises McpServerUnavailable."""
         state, waits = self._machine.state, self._reconnects.wait
         watch: AbstractContextManager[None] = nullcontext()
         if self._machine.lent is None and state in (_S.RECONNECTING, _S.FAILED):

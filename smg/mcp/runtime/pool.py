@@ -83,6 +83,11 @@ class McpPool:
         self._tg: anyio.abc.TaskGroup | None = None
         self._lock = anyio.Lock()
 
+    @property
+    def environ(self) -> Mapping[str, str] | None:
+        """Where the connections resolve ``${VAR}`` references (None: the process environment)."""
+        return self._options.environ
+
     async def __aenter__(self) -> McpPool:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()

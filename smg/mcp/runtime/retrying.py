@@ -146,6 +146,10 @@ class BackoffWait:
                 self._scope.cancel()
         return max(0.0, self._until - now)
 
+    def forget(self) -> None:
+        """A session is lent: a wake that arrived before it does not shorten a later wait."""
+        self._pending = False
+
     @contextmanager
     def until_attempt_fails(self) -> Iterator[None]:
         """Cancel the body when the next attempt ends without a session (the next wait begins)."""

@@ -98,3 +98,43 @@ class RecordingObserver:
 
     def on_breaker(self, server: str, state: str) -> None:
         self.events.append(("breaker", server, state))
+
+
+@dataclass
+class Sleep:
+    """One wait of the connection on the fake clock: how long it asked for, and how it ended."""
+
+    secs: float
+    ended: str = "waiting"  # "elapsed" when the fake clock reached its end, "cut" when cancelled
+
+
+@dataclass
+class FakeTime:
+    """A clock and a sleep for `ConnectionOptions`: time moves only by `advance`."""
+
+    now: float = 0.0
+    sleeps: list[Sleep] = field(default_factory=list)
+    _moved: anyio.Event = field(default_factory=anyio.Event)
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, secs: float) -> None:
+        record = Sleep(secs)
+        self.sleeps.append(record)
+        end = self.now + secs
+        try:
+            while self.now < end:
+                await self._moved.wait()
+        except BaseException:
+            record.ended = "cut"
+            raise
+        record.ended = "elapsed"
+
+    def advance(self, secs: float) -> None:
+        self.now += secs
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
+
+    def waiting(self, secs: float) -> bool:
+        return any(s.secs == secs and s.ended == "waiting" for s in self.sleeps)

@@ -13,7 +13,6 @@ import pytest
 from smg.mcp.control import McpControl
 from smg.mcp.registry.config import ServerSpec
 from smg.mcp.registry.store import SqliteRegistry
-from smg.mcp.runtime.probe import probe_tools
 from tests.mcp.runtime._support import WAIT, eventually, make_pool, open_fds, process_gone, stdio_spec
 from tests.mcp_servers._helpers import REPO_ROOT, read_line, stop_process
 
@@ -91,7 +90,7 @@ async def test_sync_reconciles_only_when_the_registry_version_moves(tmp_path: Pa
     registry = SqliteRegistry(tmp_path / "mcp.db")
     registry.add(SILENT)
     async with make_pool() as pool:
-        control = McpControl(registry, pool, probe=probe_tools)
+        control = McpControl(registry, pool)
         assert await control.sync() is True
         assert [status.name for status in pool.statuses()] == ["silent"]
         assert await control.sync() is False
