@@ -15,6 +15,9 @@ from smg.settings import HealthSettings, RetrySettings, ServerSettings, Settings
 from smg.testing.gateway import RunningGateway, running_gateway
 from smg.testing.worker import RunningWorker, WorkerConfig, running_worker
 
+# Real processes (scripted workers, gateways, the faults MCP server) started and stopped by PID.
+pytest_plugins = ["tests._procs"]
+
 
 def make_settings(urls: tuple[str, ...] = (), **groups: Any) -> Settings:
     """Settings for tests: loopback, round-robin, fast retries, slow probes (tests drive probes)."""

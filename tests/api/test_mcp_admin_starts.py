@@ -17,8 +17,8 @@ from smg.observability.metrics import Metrics
 from smg.testing.gateway import RunningGateway
 from smg.testing.processes import pid_alive
 from smg.testing.worker import RunningWorker
+from tests._helpers import assert_error, sample
 from tests.conftest import make_settings
-from tests.interaction._helpers import assert_error, sample
 from tests.mcp.runtime._support import eventually
 
 pytestmark = pytest.mark.e2e

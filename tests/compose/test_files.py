@@ -32,7 +32,7 @@ from smg.routing.budgets import StopReason
 from smg.settings import parse_settings
 from smg.testing.processes import running
 from smg.testing.worker import READY_PREFIX as WORKER_READY
-from tests.e2e.test_prometheus_recipes import doc_recipes
+from tests.docs.test_monitoring_recipes import doc_recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"

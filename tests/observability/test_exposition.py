@@ -14,8 +14,8 @@ from smg.observability.metrics import Metrics
 from smg.observability.server import metrics_listener
 from smg.settings import McpSettings
 from smg.testing.worker import RunningWorker
+from tests._helpers import eventually, sample
 from tests.conftest import chat_body, make_settings
-from tests.interaction._helpers import eventually, sample
 
 CHAT = "/v1/chat/completions"
 CALC = {

@@ -21,8 +21,8 @@ from smg.observability.metrics import Metrics
 from smg.settings import McpSettings, WorkerSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
+from tests._helpers import assert_error, eventually, sample
 from tests.conftest import chat_body, make_settings
-from tests.interaction._helpers import assert_error, eventually, sample
 
 CHAT = "/v1/chat/completions"
 CALC = {

@@ -15,8 +15,8 @@ from prometheus_client import generate_latest
 from smg.observability.metrics import Metrics
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
+from tests._helpers import eventually, sample
 from tests.conftest import chat_body, make_settings
-from tests.interaction._helpers import eventually, sample
 
 CALC = {
     "name": "calc",

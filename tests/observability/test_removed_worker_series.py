@@ -18,8 +18,8 @@ from smg.settings import BreakerSettings, WorkerSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import Faults, RunningWorker, WorkerConfig, running_worker
 from smg.workers.worker import worker_id
+from tests._helpers import RecordingSleep, eventually
 from tests.conftest import chat_body, make_settings
-from tests.interaction._helpers import RecordingSleep, eventually
 
 CHAT = "/v1/chat/completions"
 # Every family labelled by worker, under its exposition sample name.

@@ -22,7 +22,7 @@ from smg.routing.loop import ToolLoop
 from smg.routing.metering import Tokens
 from smg.spans import NullTracing
 from smg.workers.dispatch import Completed, Dispatcher, UpstreamStream
-from tests.interaction._helpers import eventually
+from tests._helpers import eventually
 from tests.routing.conftest import FakeRuntime, Harness, ManualClock, request
 
 PASS_THROUGH: list[dict[str, Any]] = []

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from smg.cli.launch import READY_PREFIX as GATEWAY_READY
 from smg.testing.processes import spawn, wait_for_line
-from tests.e2e.conftest import Procs
-
-
-@pytest.fixture
-def procs() -> Iterator[Procs]:
-    p = Procs()
-    try:
-        yield p
-    finally:
-        p.stop_all()
+from tests._procs import Procs
 
 
 def gateway_env(**extra: str) -> dict[str, str]:
@@ -36,7 +24,7 @@ class Gateway:
         self.metrics_url = line.split("(metrics ")[1].rstrip(")")
 
 
-def start_gateway(procs: Procs, config: Path, **env: str) -> Gateway:
+def start_config_gateway(procs: Procs, config: Path, **env: str) -> Gateway:
     """``python -m smg --config CONFIG`` and nothing else, with no ``SMG_*`` variable but ``env``."""
     proc = spawn([sys.executable, "-m", "smg", "--config", str(config)], env=gateway_env(**env))
     procs.started.append(proc)

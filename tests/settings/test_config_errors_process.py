@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 import pytest
 
 from smg.settings.groups import MCP_SERVERS_KEY
-from tests.e2e.conftest import Procs, poll
+from tests._procs import Procs, poll
 from tests.settings._model import write_config
-from tests.settings.conftest import gateway_env, start_gateway
+from tests.settings.conftest import gateway_env, start_config_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +76,7 @@ def test_the_valid_file_contacts_its_worker_and_starts_its_mcp_server(
     procs: Procs, tmp_path: Path, worker_socket: socket.socket
 ) -> None:
     """The control for the tests below: this file, without their mistakes, does both."""
-    start_gateway(procs, write_config(tmp_path / "smg.yaml", _valid(tmp_path, worker_socket)))
+    start_config_gateway(procs, write_config(tmp_path / "smg.yaml", _valid(tmp_path, worker_socket)))
 
     poll(lambda: (tmp_path / "started").exists(), timeout=30)
     poll(lambda: _contacted(worker_socket), timeout=30)

@@ -12,9 +12,9 @@ import pytest
 
 from smg.settings.groups import MCP_SERVERS_KEY
 from smg.testing.processes import spawn, wait_for_line
-from tests.e2e.conftest import Procs, poll
+from tests._procs import Procs, poll
 from tests.settings._model import write_config
-from tests.settings.conftest import Gateway, start_gateway
+from tests.settings.conftest import Gateway, start_config_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +79,7 @@ def test_a_gateway_started_with_only_a_config_file_serves_what_the_file_says(
     procs.started.append(calc)
     calc_url = wait_for_line(calc, "MCP_SERVER_READY")
 
-    gw = start_gateway(procs, _config(tmp_path, worker_a, worker_b, calc_url), CALC_KEY=CALC_KEY)
+    gw = start_config_gateway(procs, _config(tmp_path, worker_a, worker_b, calc_url), CALC_KEY=CALC_KEY)
 
     # Keys: the data plane wants the client key, the admin plane the admin key.
     assert httpx.get(gw.url + "/v1/models", timeout=10).status_code == 401

@@ -18,8 +18,8 @@ from smg.testing.gateway import RunningGateway
 from smg.testing.worker import running_worker
 from smg.workers.retry import until_done
 from smg.workers.worker import worker_id
+from tests._helpers import assert_error, closed_port_url, eventually
 from tests.conftest import chat_body, make_settings
-from tests.interaction._helpers import assert_error, closed_port_url, eventually
 
 CHAT = "/v1/chat/completions"
 

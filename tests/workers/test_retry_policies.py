@@ -25,8 +25,8 @@ from smg.workers.discovery import WorkerFileWatcher
 from smg.workers.pool import WorkerPool
 from smg.workers.retry import JitteredBackoff, backoff_secs
 from smg.workers.worker import WorkerRegistry
+from tests._helpers import RecordingSleep, sample
 from tests.conftest import chat_body, make_settings
-from tests.interaction._helpers import RecordingSleep, sample
 from tests.tenacity_spy import record_tenacity_runs
 
 CHAT = "/v1/chat/completions"
