@@ -28,3 +28,21 @@ def key_line(text: str, path: Sequence[str | int]) -> int | None:
         else:
             return None
     return line
+
+
+class YamlSyntaxError(ValueError):
+    """The text is not valid YAML; ``line`` (1-based) where the parser stopped, when it says. The parser's
+    own message is not kept: its excerpt of the text may hold a secret."""
+
+    def __init__(self, line: int | None) -> None:
+        super().__init__("not valid YAML")
+        self.line = line
+
+
+def load_yaml(text: str) -> object:
+    """``yaml.safe_load(text)``. Raises YamlSyntaxError."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise YamlSyntaxError(mark.line + 1 if mark is not None else None) from None

@@ -9,10 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from smg.errors import ConfigError
-from smg.yaml_lines import key_line
+from smg.yaml_lines import YamlSyntaxError, key_line, load_yaml
 
 
 @dataclass(frozen=True)
@@ -45,10 +43,9 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     except UnicodeDecodeError:
         raise ConfigError(f"{name}: the config file is not UTF-8 text") from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
+        document = load_yaml(text)
+    except YamlSyntaxError as exc:
+        where = f":{exc.line}" if exc.line is not None else ""
         raise ConfigError(f"{name}{where}: not valid YAML") from None
     if document is None:
         document = {}

@@ -29,11 +29,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-
 from smg.mcp.errors import InvalidMcpConfig
 from smg.mcp.registry.config import ServerSpec, Transport
-from smg.yaml_lines import key_line
+from smg.yaml_lines import YamlSyntaxError, key_line, load_yaml
 
 _PROTOCOLS: dict[str, Transport] = {
     "stdio": "stdio",
@@ -67,10 +65,9 @@ def _read(path: str | os.PathLike[str]) -> str:
 def parse_mcp_config(text: str, *, source: str = "<mcp config>") -> list[ServerSpec]:
     """Parse YAML ``text`` in SMG's shape. Raises InvalidMcpConfig naming ``servers[i]`` and the field."""
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
+        document = load_yaml(text)
+    except YamlSyntaxError as exc:
+        where = f" at line {exc.line}" if exc.line is not None else ""
         raise InvalidMcpConfig(f"{source}: not valid YAML{where}") from None
     if document is None:
         return []
@@ -91,8 +88,8 @@ def load_server_list(path: str | os.PathLike[str], *, key: str) -> list[ServerSp
     source = os.fspath(path)
     text = _read(path)
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
+        document = load_yaml(text)
+    except YamlSyntaxError:
         raise InvalidMcpConfig(f"{source}: not valid YAML") from None
     if not isinstance(document, Mapping):
         return []
