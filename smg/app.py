@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from smg import __version__
-from smg.api import admin, chat, health, mcp_admin, models, openapi
+from smg.api import admin, chat, health, mcp_admin, models, openapi, responses
 from smg.api.deps import attach
 from smg.api.errors import install_error_handlers
 from smg.api.middleware import EdgeMiddleware
@@ -60,12 +60,12 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    for module in (chat, models, health, admin, mcp_admin):
+    for module in (chat, models, health, admin, mcp_admin, responses):
         app.include_router(module.router)
     # (regex, template) of every route, for labelling requests the edge refuses before routing.
     app.state.route_templates = [
         (route.path_regex, route.path)
-        for module in (chat, models, health, admin, mcp_admin)
+        for module in (chat, models, health, admin, mcp_admin, responses)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

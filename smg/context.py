@@ -31,6 +31,8 @@ from smg.observability.observers import (
 from smg.observability.tracing import NullTracing, TracerProviderLike, Tracing, make_tracing
 from smg.observability.tracing_setup import OwnedTracerProvider, configure_tracing
 from smg.observability.tracing_setup import instrument_app as _instrument_app
+from smg.responses.service import ResponsesService
+from smg.responses.store import SqliteResponseStore
 from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
@@ -65,6 +67,7 @@ class AppContext:
     pool: WorkerPool
     dispatcher: Dispatcher
     chat: ChatService
+    responses: ResponsesService
     mcp: McpControl
     tracing: Tracing | NullTracing
     worker_file: WorkerFileWatcher | None = None  # set with --worker-file
@@ -188,16 +191,18 @@ async def build_context(
             queue_timeout_secs=settings.admission.queue_timeout_secs,
             observer=http_observer,
         )
-        mcp = await _mcp_control(settings, stack, metrics, clock=clock, tracing=tracing)
+        database = _database_path(settings, stack)
+        mcp = await _mcp_control(settings, stack, metrics, database, clock=clock, tracing=tracing)
+        budgets = LoopBudgets(
+            max_iterations=settings.mcp.max_iterations,
+            max_tool_calls=settings.mcp.max_tool_calls,
+            deadline_secs=settings.mcp.loop_timeout_secs,
+            max_repeated_calls=settings.mcp.max_repeated_calls,
+        )
         tool_loop = ToolLoop(
             dispatcher,
             mcp.pool,
-            budgets=LoopBudgets(
-                max_iterations=settings.mcp.max_iterations,
-                max_tool_calls=settings.mcp.max_tool_calls,
-                deadline_secs=settings.mcp.loop_timeout_secs,
-                max_repeated_calls=settings.mcp.max_repeated_calls,
-            ),
+            budgets=budgets,
             observer=LoopMetrics(metrics),
             tracer=tracing,
             clock=clock,
@@ -221,23 +226,38 @@ async def build_context(
             chat=ChatService(
                 dispatcher, observer=RouterMetrics(metrics), tools=tool_loop, catalog=mcp, tracer=tracing
             ),
+            responses=ResponsesService(
+                tool_loop,
+                SqliteResponseStore(database, observer=StorageMetrics(metrics)),
+                catalog=mcp,
+                budgets=budgets,
+                observer=RouterMetrics(metrics, endpoint="responses"),
+                tracer=tracing,
+                policy=dispatcher.policy_name,
+            ),
             mcp=mcp,
             tracing=tracing,
             worker_file=watcher,
         )
 
 
+def _database_path(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
+    """The gateway's database file: the MCP registry's, which stored responses share (ADR 0013)."""
+    path = settings.mcp.registry_path
+    if path is None:  # no registry file configured: a private one that lives as long as the context
+        path = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smg-mcp-"))) / "mcp.db")
+    return path
+
+
 async def _mcp_control(
     settings: Settings,
     stack: contextlib.AsyncExitStack,
     metrics: Metrics,
+    path: str,
     *,
     clock: Callable[[], float],
     tracing: Tracing | NullTracing,
 ) -> McpControl:
-    path = settings.mcp.registry_path
-    if path is None:  # no registry file configured: a private one that lives as long as the context
-        path = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smg-mcp-"))) / "mcp.db")
     static = static_servers(settings.mcp.config_path, settings.mcp.servers_file, key=MCP_SERVERS_KEY)
     mcp_pool = await stack.enter_async_context(
         _in_own_task(

@@ -12,11 +12,13 @@
     |   +-- UnknownUrl                404     unknown_url
     |   +-- ModelNotFound             404     model_not_found
     |   +-- WorkerNotFound            404     worker_not_found
+    |   +-- ResponseNotFound          404     response_not_found
     +-- MethodNotAllowed              405     method_not_allowed
     +-- Conflict                      409     (e.g. worker_exists)
     +-- PayloadTooLarge               413     payload_too_large
     +-- RequestHeadTooLarge           431     request_header_too_large  (written by the HTTP protocol)
     +-- AdmissionQueueFull            429     admission_queue_full  (+ Retry-After)
+    +-- ResponseStoreError            500     response_store_error
     +-- UpstreamError                 5xx     (base: something between us and a worker failed)
     |   +-- UpstreamConnectError      502     upstream_unavailable
     |   +-- UpstreamProtocolError     502     upstream_protocol_error
@@ -100,6 +102,26 @@ class ModelNotFound(NotFound):
 
 class WorkerNotFound(NotFound):
     code = "worker_not_found"
+
+
+class ResponseNotFound(NotFound):
+    """A stored response that does not exist (never stored, ``store: false``, expired or deleted)."""
+
+    code = "response_not_found"
+
+    def __init__(self, response_id: str, *, param: str | None = None) -> None:
+        super().__init__(f"Response with id '{response_id}' not found.", param=param)
+        self.response_id = response_id
+
+
+class ResponseStoreError(SmgError):
+    """The stored responses' database failed (names the path, never a stored value)."""
+
+    code = "response_store_error"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"stored responses at {path}: {message}" if path else f"stored responses: {message}")
+        self.path = path
 
 
 class MethodNotAllowed(SmgError):

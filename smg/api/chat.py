@@ -65,7 +65,7 @@ class ChatContext(Protocol):
     def request_limits(self) -> RequestLimits: ...
 
 
-def _upstream_headers(scope: Scope) -> dict[str, str]:
+def upstream_headers(scope: Scope) -> dict[str, str]:
     """What the worker is sent besides the body: the request id (printable ASCII, the edge's rule) and
     the client's trace headers, byte for byte. Raises InvalidRequest (``param``: the header) for a
     trace header that is not printable ASCII: re-encoded it would not be the client's value."""
@@ -115,7 +115,7 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
     """
     ctx: ChatContext = scope["app"].state.context
     chat = parse_chat_request(
-        await _read_body(receive), headers=_upstream_headers(scope), limits=ctx.request_limits
+        await _read_body(receive), headers=upstream_headers(scope), limits=ctx.request_limits
     )
     if not chat.stream:
         done = await ctx.chat.complete(chat)

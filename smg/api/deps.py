@@ -19,9 +19,12 @@ from smg.api.health import ReadinessContext
 from smg.api.mcp_admin import McpContext
 from smg.api.middleware import Edge
 from smg.api.models import ModelsContext
+from smg.api.responses import ResponsesContext
 
 
-class ApiContext(Edge, ChatContext, WorkersContext, ModelsContext, ReadinessContext, McpContext, Protocol):
+class ApiContext(
+    Edge, ChatContext, WorkersContext, ModelsContext, ReadinessContext, McpContext, ResponsesContext, Protocol
+):
     """Everything the edge and the routes read from the application context."""
 
 

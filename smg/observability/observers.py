@@ -48,10 +48,12 @@ class HttpMetrics:
 
 
 class RouterMetrics:
-    """`smg.routing.chat.RouterObserver` backed by Prometheus metrics (HTTP router, chat endpoint)."""
+    """`smg.routing.chat.RouterObserver` backed by Prometheus metrics (HTTP router; ``endpoint`` is the
+    label of the routes it records: ``chat`` or ``responses``)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, endpoint: str = "chat") -> None:
         self._m = metrics
+        self._endpoint = endpoint
         self._requests = _Children(metrics.router_requests)
         self._duration = _Children(metrics.router_duration)
         self._stages = _Children(metrics.router_stage)
@@ -65,7 +67,7 @@ class RouterMetrics:
         model_label = m.model_label(model)
         if model_label is None or error_code == "model_not_found":  # no worker serves it: not routed
             return
-        labels = ("http", model_label, "chat", "true" if streaming else "false")
+        labels = ("http", model_label, self._endpoint, "true" if streaming else "false")
         self._requests(*labels).inc()
         self._duration(*labels).observe(duration)
         if error_code is not None:

@@ -12,12 +12,15 @@ A budget (`LoopBudgets`) ends the loop with a final answer saying why (``finish_
 
 The response is the last reply with the first reply's ``id`` and ``created``, ``usage`` summed over every
 model call, and an ``smg`` extension object: ``{"tool_calls": [...], "iterations", "stop_reason"}``.
+`ToolLoop.run` is the loop itself and returns the rounds it ran (the Responses API turns them into output
+items, ADR 0013); `ToolLoop.complete` formats its result as chat's answer.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,8 +28,8 @@ import orjson
 from smg.errors import UpstreamProtocolError
 from smg.mcp.types import McpRuntime
 from smg.protocol import ChatRequest
-from smg.routing.accumulator import calls_of_message, with_ids
-from smg.routing.budgets import LoopBudgets, LoopLedger, stop_notice
+from smg.routing.accumulator import AccumulatedCall, calls_of_message, with_ids
+from smg.routing.budgets import CallRecord, LoopBudgets, LoopLedger, StopReason, stop_notice
 from smg.routing.execution import LoopObserver, NullLoopObserver, execute_round
 from smg.routing.metering import Generation, annotate_round
 from smg.routing.stream_loop import StreamRun
@@ -48,6 +51,29 @@ def _reply_of(done: Completed) -> dict[str, Any]:
             f"worker {done.worker} sent a chat completion without a message", worker=done.worker
         )
     return reply
+
+
+@dataclass(frozen=True)
+class LoopRound:
+    """One executed round: the assistant message (with its calls), the calls, and per call (in call
+    order) its ``tool`` message and its record."""
+
+    assistant: dict[str, Any]
+    calls: list[AccumulatedCall]
+    tool_messages: list[dict[str, Any]]
+    records: list[CallRecord]
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """What `ToolLoop.run` ends with: the last reply, why the loop stopped, its ledger, the rounds it
+    executed, and the worker of the last reply."""
+
+    reply: dict[str, Any]
+    reason: StopReason
+    ledger: LoopLedger
+    rounds: list[LoopRound]
+    worker: str
 
 
 class ToolLoop:
@@ -76,12 +102,36 @@ class ToolLoop:
         self, request: ChatRequest, plan: ToolPlan, *, report: Generation | None = None
     ) -> Completed:
         """Run the loop to a final answer (HTTP 200, JSON); ``report`` gets its iterations and stop reason.
-        Raises what `Dispatcher.complete` raises (a worker's error status as UpstreamStatusError) and
+        Raises what `run` raises."""
+        result = await self.run(request, plan, report=report)
+        reply, reason, ledger = result.reply, result.reason, result.ledger
+        choice = reply["choices"][0]
+        if reason not in ("completed", "mixed_tool_calls"):
+            notice = stop_notice(reason, ledger)
+            text = choice["message"].get("content")
+            choice["message"] = {"role": "assistant", "content": f"{text}\n\n{notice}" if text else notice}
+            choice["finish_reason"] = "stop"
+        reply["smg"] = ledger.extension(reason)
+        return Completed(200, "application/json", orjson.dumps(reply), result.worker)
+
+    async def run(
+        self,
+        request: ChatRequest,
+        plan: ToolPlan,
+        *,
+        report: Generation | None = None,
+        budgets: LoopBudgets | None = None,
+    ) -> LoopResult:
+        """Run the loop until a reply ends it: the rounds run, the last reply (with the first reply's
+        ``id`` and ``created`` and the summed ``usage``; a mixed reply keeps the client's calls only), the
+        stop reason. ``budgets`` replaces the loop's own for this request. Raises what
+        `Dispatcher.complete` raises (a worker's error status as UpstreamStatusError) and
         UpstreamProtocolError for an unusable reply; tool failures never raise."""
-        ledger = LoopLedger(self._budgets, self._clock)
+        ledger = LoopLedger(budgets or self._budgets, self._clock)
         report = report if report is not None else Generation()
         body = {k: v for k, v in plan.body.items() if k != "stream_options"} | {"stream": False}
         messages = list(body["messages"])
+        rounds: list[LoopRound] = []
         first: dict[str, Any] | None = None
         while True:
             ledger.iterations += 1
@@ -98,8 +148,7 @@ class ToolLoop:
                 first = first or reply
                 ledger.add_usage(reply.get("usage"))
                 annotate_round(span, usage=reply.get("usage"), response_model=reply.get("model"))
-                choice = reply["choices"][0]
-                message = choice["message"]
+                message = reply["choices"][0]["message"]
                 calls = with_ids(calls_of_message(message), iteration=ledger.iterations)
                 reason, client = ledger.decide(calls, plan)
                 if reason == "mixed_tool_calls":
@@ -121,19 +170,14 @@ class ToolLoop:
                     "tool_calls": [c.as_message_call() for c in calls],
                 }
                 messages += [assistant, *tool_messages]
-        if reason not in ("completed", "mixed_tool_calls"):
-            notice = stop_notice(reason, ledger)
-            text = message.get("content")
-            choice["message"] = {"role": "assistant", "content": f"{text}\n\n{notice}" if text else notice}
-            choice["finish_reason"] = "stop"
+                rounds.append(LoopRound(assistant, calls, tool_messages, records))
         self._observer.on_stop(request.model, reason, iterations=ledger.iterations)
         report.stop_reason = reason
         reply["id"] = first.get("id", reply.get("id"))
         reply["created"] = first.get("created", reply.get("created"))
         if ledger.usage is not None:
             reply["usage"] = ledger.usage
-        reply["smg"] = ledger.extension(reason)
-        return Completed(200, "application/json", orjson.dumps(reply), done.worker)
+        return LoopResult(reply, reason, ledger, rounds, done.worker)
 
     async def open_stream(
         self,

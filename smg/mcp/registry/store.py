@@ -17,15 +17,15 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from smg.errors import SmgError
 from smg.mcp.errors import InvalidMcpConfig, McpRegistryError, McpServerExists, McpServerNotFound
 from smg.mcp.registry.config import ServerSpec
 from smg.settings.paths import default_registry_path as default_registry_path  # re-exported
+from smg.sqlite_file import NullStorageObserver as NullStorageObserver  # re-exported
+from smg.sqlite_file import SqliteFile
+from smg.sqlite_file import StorageObserver as StorageObserver  # re-exported
 
 _T = TypeVar("_T")
 _SCHEMA_VERSION = 1
@@ -66,19 +66,6 @@ class RegistryStore(Protocol):
         ...
 
 
-class StorageObserver(Protocol):
-    """Telemetry seam: told about every registry operation (``result`` is "ok" or an error code)."""
-
-    def on_operation(self, operation: str, result: str, duration: float) -> None: ...
-
-
-class NullStorageObserver:
-    """Observer that records nothing."""
-
-    def on_operation(self, operation: str, result: str, duration: float) -> None:
-        pass
-
-
 class SqliteRegistry:
     """`RegistryStore` in one SQLite file (WAL mode; one table of JSON specs; parent dirs created)."""
 
@@ -90,18 +77,22 @@ class SqliteRegistry:
         clock: Callable[[], float] = time.perf_counter,
         busy_timeout_secs: float = 5.0,
     ) -> None:
-        self.path = Path(path)
-        self._observer = observer or NullStorageObserver()
-        self._clock = clock
-        self._busy_timeout = busy_timeout_secs
-        self._observed("open", self._create)
+        self._file = SqliteFile(
+            path,
+            schema=f"{_SCHEMA}PRAGMA user_version={_SCHEMA_VERSION};",
+            error=McpRegistryError,
+            observer=observer,
+            clock=clock,
+            busy_timeout_secs=busy_timeout_secs,
+        )
+        self.path = self._file.path
 
     def list(self) -> builtins.list[ServerSpec]:
         def run(db: sqlite3.Connection) -> builtins.list[ServerSpec]:
             rows = db.execute("SELECT name, spec FROM servers ORDER BY name").fetchall()
             return [self._decode(name, raw) for name, raw in rows]
 
-        return self._observed("list", lambda: self._run(run))
+        return self._file.observed("list", lambda: self._file.run(run))
 
     def get(self, name: str) -> ServerSpec:
         def run(db: sqlite3.Connection) -> ServerSpec:
@@ -110,7 +101,7 @@ class SqliteRegistry:
                 raise McpServerNotFound(name)
             return self._decode(name, row[0])
 
-        return self._observed("get", lambda: self._run(run))
+        return self._file.observed("get", lambda: self._file.run(run))
 
     def add(self, spec: ServerSpec) -> None:
         def run(db: sqlite3.Connection) -> None:
@@ -119,74 +110,21 @@ class SqliteRegistry:
             except sqlite3.IntegrityError:
                 raise McpServerExists(spec.name) from None
 
-        self._observed("add", lambda: self._run(run, write=True))
+        self._file.observed("add", lambda: self._file.run(run, write=True))
 
     def remove(self, name: str) -> None:
         def run(db: sqlite3.Connection) -> None:
             if db.execute("DELETE FROM servers WHERE name = ?", (name,)).rowcount == 0:
                 raise McpServerNotFound(name)
 
-        self._observed("remove", lambda: self._run(run, write=True))
+        self._file.observed("remove", lambda: self._file.run(run, write=True))
 
     def version(self) -> int:
         def run(db: sqlite3.Connection) -> int:
             row = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
             return int(row[0]) if row is not None else 0
 
-        return self._observed("version", lambda: self._run(run))
-
-    # --- internals ------------------------------------------------------------------------------
-
-    def _create(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise McpRegistryError(
-                f"cannot create its directory ({exc.strerror})", path=str(self.path)
-            ) from None
-        with self._connection() as db:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={_SCHEMA_VERSION};COMMIT;")
-            except sqlite3.Error as exc:
-                raise McpRegistryError(str(exc), path=str(self.path)) from None
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            # Autocommit mode: transactions are opened explicitly in _run, never implicitly by sqlite3.
-            db = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise McpRegistryError(str(exc), path=str(self.path)) from None
-        with closing(db):
-            yield db
-
-    def _run(self, operation: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
-        with self._connection() as db:
-            try:
-                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    result = operation(db)
-                except SmgError:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-                return result
-            except sqlite3.Error as exc:
-                raise McpRegistryError(str(exc), path=str(self.path)) from None
-
-    def _observed(self, operation: str, run: Callable[[], _T]) -> _T:
-        start = self._clock()
-        result = "error"
-        try:
-            value = run()
-            result = "ok"
-            return value
-        except SmgError as exc:
-            result = exc.code
-            raise
-        finally:
-            self._observer.on_operation(operation, result, self._clock() - start)
+        return self._file.observed("version", lambda: self._file.run(run))
 
     def _decode(self, name: str, raw: str) -> ServerSpec:
         try:

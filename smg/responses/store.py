@@ -1,0 +1,146 @@
+"""Where stored responses live: the `ResponseStore` seam and its SQLite implementation.
+
+A stored response is the response object, the request's input items and the id of the response it
+continued. Rows expire ``ttl_secs`` after they were stored (an expired row is gone for every reader, and
+removed at the next write) and past ``max_responses`` the oldest rows are evicted at each write.
+
+Operations are synchronous, one small SQLite transaction each on a connection opened for it (as the MCP
+registry's, `smg.mcp.registry.store`, whose file it shares by default, in its own table); callers on the
+event loop run them with ``asyncio.to_thread``. Each is reported to a `StorageObserver`
+(``operation``: ``response_put``, ``response_get``, ``response_delete``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import orjson
+
+from smg.errors import ResponseNotFound, ResponseStoreError
+from smg.sqlite_file import SqliteFile, StorageObserver
+
+_T = TypeVar("_T")
+DEFAULT_TTL_SECS = 30 * 24 * 3600.0
+DEFAULT_MAX_RESPONSES = 10_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+  id TEXT PRIMARY KEY, stored_at REAL NOT NULL, previous_id TEXT,
+  response BLOB NOT NULL, input_items BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS responses_stored_at ON responses (stored_at);
+"""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """One stored response: the object as returned, the request's input items (normalised, with ids),
+    the id of the response it continued."""
+
+    id: str
+    response: dict[str, Any]
+    input_items: list[dict[str, Any]]
+    previous_id: str | None = None
+
+
+class ResponseStore(Protocol):
+    """Stored responses. Implementations raise ResponseStoreError when their storage fails."""
+
+    def put(self, stored: StoredResponse) -> None:
+        """Store ``stored`` (replacing a row of the same id)."""
+        ...
+
+    def get(self, response_id: str) -> StoredResponse:
+        """The response ``response_id``. Raises ResponseNotFound (also when it expired)."""
+        ...
+
+    def delete(self, response_id: str) -> None:
+        """Forget ``response_id``. Raises ResponseNotFound."""
+        ...
+
+
+class SqliteResponseStore:
+    """`ResponseStore` in one SQLite file (WAL mode; parent directories created)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        ttl_secs: float = DEFAULT_TTL_SECS,
+        max_responses: int = DEFAULT_MAX_RESPONSES,
+        observer: StorageObserver | None = None,
+        clock: Callable[[], float] = time.time,
+        busy_timeout_secs: float = 5.0,
+    ) -> None:
+        if ttl_secs <= 0 or max_responses < 1:
+            raise ValueError("ttl_secs and max_responses must be positive")
+        self._ttl = ttl_secs
+        self._max = max_responses
+        self._clock = clock
+        self._file = SqliteFile(
+            path,
+            schema=_SCHEMA,
+            error=ResponseStoreError,
+            observer=observer,
+            busy_timeout_secs=busy_timeout_secs,
+            open_operation="response_open",
+        )
+        self.path = self._file.path
+
+    def put(self, stored: StoredResponse) -> None:
+        now = self._clock()
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO responses (id, stored_at, previous_id, response, input_items)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    stored.id,
+                    now,
+                    stored.previous_id,
+                    orjson.dumps(stored.response),
+                    orjson.dumps(stored.input_items),
+                ),
+            )
+            db.execute("DELETE FROM responses WHERE stored_at <= ?", (now - self._ttl,))
+            db.execute(
+                "DELETE FROM responses WHERE id IN (SELECT id FROM responses"
+                " ORDER BY stored_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                (self._max,),
+            )
+
+        self._file.observed("response_put", lambda: self._file.run(run, write=True))
+
+    def get(self, response_id: str) -> StoredResponse:
+        def run(db: sqlite3.Connection) -> StoredResponse:
+            row = db.execute(
+                "SELECT previous_id, response, input_items FROM responses WHERE id = ? AND stored_at > ?",
+                (response_id, self._clock() - self._ttl),
+            ).fetchone()
+            if row is None:
+                raise ResponseNotFound(response_id)
+            try:
+                response, items = orjson.loads(row[1]), orjson.loads(row[2])
+            except orjson.JSONDecodeError:
+                raise ResponseStoreError(f"row {response_id!r} is not valid", path=str(self.path)) from None
+            return StoredResponse(response_id, response, items, row[0])
+
+        return self._file.observed("response_get", lambda: self._file.run(run))
+
+    def delete(self, response_id: str) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                "DELETE FROM responses WHERE id = ? AND stored_at > ?",
+                (response_id, self._clock() - self._ttl),
+            )
+            if cursor.rowcount == 0:
+                raise ResponseNotFound(response_id)
+
+        self._file.observed("response_delete", lambda: self._file.run(run, write=True))
+
+    def count(self) -> int:
+        """Rows stored, expired ones not yet removed included (for tests and operators)."""
+        return self._file.run(lambda db: int(db.execute("SELECT count(*) FROM responses").fetchone()[0]))

@@ -1,0 +1,44 @@
+"""`python -m bench.ab` runs two trees end to end on a tiny scale and reports the paired figures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_the_ab_bench_compares_two_trees_and_reports_the_paired_difference() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ab", f"a={REPO}", f"b={REPO}", "--rounds", "1", "--seconds", "1"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith(("a c16", "a stream16", "b c16", "b stream16")) for line in lines) == 4
+    assert any(line.startswith("b - a c16: median ") and "1 rounds lower" in line for line in lines)
+
+
+def test_a_tree_without_the_package_is_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ab", f"a={REPO}", "b=/nonexistent"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "expected NAME=TREE, TREE holding smg/" in done.stderr

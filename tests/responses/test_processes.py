@@ -1,0 +1,65 @@
+"""The Responses API of a real gateway process: a conversation that outlives the process, and the
+examples of docs/responses.md run as written (URL aside) with the official openai client."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from smg.testing.processes import spawn, stop, wait_for_line
+from tests._procs import Procs
+
+pytestmark = pytest.mark.e2e
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "responses.md"
+
+
+def test_a_three_turn_chain_continues_after_the_gateway_process_restarts(
+    procs: Procs, tmp_path: Path
+) -> None:
+    _, worker = procs.worker()
+    args = ("--worker-urls", worker, "--mcp-registry", str(tmp_path / "smg.db"))
+    first = procs.gateway(*args)
+    with openai.OpenAI(base_url=first.url + "/v1", api_key="unused", max_retries=0, timeout=30) as oai:
+        one = oai.responses.create(model="mock-model", input="turn one")
+        two = oai.responses.create(model="mock-model", input="turn two", previous_response_id=one.id)
+    assert stop(first.proc) == 0
+    second = procs.gateway(*args)
+    with openai.OpenAI(base_url=second.url + "/v1", api_key="unused", max_retries=0, timeout=30) as oai:
+        three = oai.responses.create(model="mock-model", input="turn three", previous_response_id=two.id)
+        assert oai.responses.retrieve(one.id).output_text == "echo: turn one"
+    assert three.output_text == "echo: turn three"
+    sent = httpx.get(worker + "/_smg/requests", timeout=10).json()[-1]["body"]["messages"]
+    assert [m["content"] for m in sent] == [
+        "turn one",
+        "echo: turn one",
+        "turn two",
+        "echo: turn two",
+        "turn three",
+    ]
+    assert second.metric("smg_router_requests_total", endpoint="responses") == 1
+
+
+def test_the_examples_of_the_responses_doc_run(procs: Procs, tmp_path: Path) -> None:
+    _, worker = procs.worker()
+    clock = spawn(
+        [sys.executable, "-m", "mcp_servers.clock", "--transport", "streamable-http", "--port", "0"]
+    )
+    procs.started.append(clock)
+    clock_url = wait_for_line(clock, "MCP_SERVER_READY")
+    gateway = procs.gateway("--worker-urls", worker, "--mcp-registry", str(tmp_path / "smg.db"))
+    server = {"name": "clock", "transport": "streamable-http", "url": clock_url}
+    assert httpx.post(gateway.url + "/mcp/servers", json=server, timeout=60).status_code == 201
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    assert len(blocks) == 2
+    scope: dict[str, object] = {}
+    for block in blocks:
+        exec(block.replace("http://127.0.0.1:30000", gateway.url), scope)  # the doc's own code
+    first, response = scope["first"], scope["response"]
+    assert first.output_text == "echo: the quick brown fox"  # type: ignore[attr-defined]
+    assert [item.type for item in response.output] == ["mcp_list_tools", "mcp_call", "message"]  # type: ignore[attr-defined]

@@ -1,0 +1,80 @@
+"""SqliteResponseStore: rows survive a reopen, expire after the TTL, and the oldest go past the cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smg.errors import ResponseNotFound, ResponseStoreError
+from smg.responses.store import SqliteResponseStore, StoredResponse
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stored(response_id: str, previous: str | None = None) -> StoredResponse:
+    item = {"id": f"msg_{response_id}", "type": "message", "role": "user", "content": []}
+    return StoredResponse(response_id, {"id": response_id, "output": []}, [item], previous)
+
+
+def test_a_row_survives_reopening_the_file(tmp_path: Path) -> None:
+    SqliteResponseStore(tmp_path / "db" / "smg.db").put(stored("resp_a", previous="resp_0"))
+    again = SqliteResponseStore(tmp_path / "db" / "smg.db").get("resp_a")
+    assert again == stored("resp_a", previous="resp_0")
+
+
+def test_a_row_expires_after_the_ttl(tmp_path: Path) -> None:
+    clock = Clock()
+    store = SqliteResponseStore(tmp_path / "smg.db", ttl_secs=60, clock=clock)
+    store.put(stored("resp_a"))
+    clock.now += 59
+    assert store.get("resp_a").id == "resp_a"
+    clock.now += 1
+    with pytest.raises(ResponseNotFound):
+        store.get("resp_a")
+    with pytest.raises(ResponseNotFound):
+        store.delete("resp_a")
+    store.put(stored("resp_b"))  # a write removes what expired
+    assert store.count() == 1
+
+
+def test_past_the_cap_the_oldest_rows_are_evicted(tmp_path: Path) -> None:
+    clock = Clock()
+    store = SqliteResponseStore(tmp_path / "smg.db", max_responses=2, clock=clock)
+    for name in ("resp_1", "resp_2", "resp_3"):
+        clock.now += 1
+        store.put(stored(name))
+    assert store.count() == 2
+    with pytest.raises(ResponseNotFound):
+        store.get("resp_1")
+    assert [store.get(n).id for n in ("resp_2", "resp_3")] == ["resp_2", "resp_3"]
+
+
+def test_delete_removes_the_row_and_an_unknown_id_is_not_found(tmp_path: Path) -> None:
+    store = SqliteResponseStore(tmp_path / "smg.db")
+    store.put(stored("resp_a"))
+    store.delete("resp_a")
+    with pytest.raises(ResponseNotFound) as caught:
+        store.delete("resp_a")
+    assert caught.value.code == "response_not_found"
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "smg.db"
+    path.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(ResponseStoreError) as caught:
+        SqliteResponseStore(path)
+    assert caught.value.status == 500
+    assert str(path) in caught.value.message
+
+
+@pytest.mark.parametrize(("ttl", "cap"), [(0, 10), (10, 0)])
+def test_bounds_must_be_positive(tmp_path: Path, ttl: float, cap: int) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        SqliteResponseStore(tmp_path / "smg.db", ttl_secs=ttl, max_responses=cap)
