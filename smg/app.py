@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp
 
 from smg import __version__
-from smg.api import admin, chat, health, mcp_admin, models, openapi, responses
+from smg.api import admin, chat, health, mcp_admin, models, openapi, passthrough, responses
 from smg.api.deps import attach
 from smg.api.errors import install_error_handlers
-from smg.api.middleware import EdgeMiddleware
+from smg.api.middleware import CHAT_ROUTE, COMPLETIONS_ROUTE, EMBEDDINGS_ROUTE, EdgeMiddleware
 from smg.context import AppContext, build_context, instrument_app
 from smg.settings import Settings
 
@@ -60,18 +61,23 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    for module in (chat, models, health, admin, mcp_admin, responses):
+    for module in (chat, passthrough, models, health, admin, mcp_admin, responses):
         app.include_router(module.router)
     # (regex, template) of every route, for labelling requests the edge refuses before routing.
     app.state.route_templates = [
         (route.path_regex, route.path)
-        for module in (chat, models, health, admin, mcp_admin, responses)
+        for module in (chat, passthrough, models, health, admin, mcp_admin, responses)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]
     install_error_handlers(app)
     openapi.install(app)
-    app.add_middleware(EdgeMiddleware, chat=chat.serve_chat)
+    direct: dict[str, ASGIApp] = {
+        CHAT_ROUTE: chat.serve_chat,
+        COMPLETIONS_ROUTE: passthrough.serve_completions,
+        EMBEDDINGS_ROUTE: passthrough.serve_embeddings,
+    }
+    app.add_middleware(EdgeMiddleware, direct=direct)
     # Now, not in the lifespan: the instrumentation is part of the middleware stack, which is built at
     # the first ASGI event. The lifespan above uses (and shuts down) the provider built here.
     provider = instrument_app(app, settings, context)

@@ -21,6 +21,7 @@ from smg.mcp.registry.yaml_config import static_servers
 from smg.mcp.runtime.pool import McpPool
 from smg.observability.metrics import Metrics
 from smg.observability.observers import (
+    ApprovalMetrics,
     HttpMetrics,
     LoopMetrics,
     McpMetrics,
@@ -36,6 +37,7 @@ from smg.responses.store import SqliteResponseStore
 from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
+from smg.routing.passthrough import PassThroughService, passthrough_services
 from smg.settings import RequestLimits, Settings
 from smg.settings.groups import MCP_SERVERS_KEY
 from smg.workers.breaker import CircuitBreaker
@@ -67,6 +69,8 @@ class AppContext:
     pool: WorkerPool
     dispatcher: Dispatcher
     chat: ChatService
+    completions: PassThroughService
+    embeddings: PassThroughService
     responses: ResponsesService
     mcp: McpControl
     tracing: Tracing | NullTracing
@@ -215,6 +219,11 @@ async def build_context(
             stack.callback(task.cancel)
         if watcher is not None:
             stack.callback(asyncio.create_task(watcher.run(), name="smg-worker-file-watch").cancel)
+        completions, embeddings = passthrough_services(
+            dispatcher,
+            observer=lambda endpoint: RouterMetrics(metrics, endpoint=endpoint),
+            tracer=tracing,
+        )
         yield AppContext(
             settings=settings,
             metrics=metrics,
@@ -226,6 +235,8 @@ async def build_context(
             chat=ChatService(
                 dispatcher, observer=RouterMetrics(metrics), tools=tool_loop, catalog=mcp, tracer=tracing
             ),
+            completions=completions,
+            embeddings=embeddings,
             responses=ResponsesService(
                 tool_loop,
                 SqliteResponseStore(database, observer=StorageMetrics(metrics)),
@@ -234,6 +245,7 @@ async def build_context(
                 observer=RouterMetrics(metrics, endpoint="responses"),
                 tracer=tracing,
                 policy=dispatcher.policy_name,
+                approvals=ApprovalMetrics(metrics),
             ),
             mcp=mcp,
             tracing=tracing,

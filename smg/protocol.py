@@ -170,6 +170,49 @@ def parse_chat_request(
     return ChatRequest(raw=raw, body=body, model=model, stream=bool(stream), headers=headers)
 
 
+@dataclass(frozen=True)
+class PassThroughRequest:
+    """A validated ``/v1/completions`` or ``/v1/embeddings`` request. ``raw`` is the body exactly as the
+    client sent it; ``prompt`` is its ``prompt`` (completions) or ``input`` (embeddings), unchecked."""
+
+    raw: bytes
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    prompt: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def affinity_key(self) -> bytes:
+        """Routing prefix for cache-aware selection: the start of the prompt (or input)."""
+        prompt = self.prompt
+        text = prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode()
+        return text[:512].encode()
+
+
+def parse_passthrough_request(raw: bytes, *, headers: dict[str, str], prompt: str) -> PassThroughRequest:
+    """Parse a completions (``prompt="prompt"``) or embeddings (``prompt="input"``) body: a JSON object
+    with a non-empty string ``model`` and, when present, a boolean ``stream`` and an object
+    ``stream_options``; every other field is the worker's to judge. Raises InvalidJson,
+    DuplicateJsonKey or InvalidRequest (with ``param``)."""
+    body = parse_json_body(raw)
+    _require(isinstance(body, dict), "request body must be a JSON object", "body")
+    model = body.get("model")
+    _require(
+        isinstance(model, str) and bool(model), "'model' is required and must be a non-empty string", "model"
+    )
+    stream = body.get("stream", False)
+    _require(stream is None or isinstance(stream, bool), "'stream' must be a boolean", "stream")
+    options = body.get("stream_options")
+    _require(
+        options is None or isinstance(options, dict), "'stream_options' must be an object", "stream_options"
+    )
+    assert isinstance(model, str)
+    return PassThroughRequest(
+        raw=raw, body=body, model=model, stream=bool(stream), prompt=body.get(prompt), headers=headers
+    )
+
+
 def error_payload(err: SmgError) -> dict[str, Any]:
     """The OpenAI error object for ``err``."""
     return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}

@@ -23,6 +23,7 @@ from smg.protocol import parse_chat_request
 
 if TYPE_CHECKING:
     from smg.routing.chat import ChatService
+    from smg.routing.recorder import RouteStream
     from smg.settings import RequestLimits
 
 router = APIRouter()
@@ -79,7 +80,7 @@ def upstream_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     """The whole request body. Raises ClientDisconnect when the client leaves first (as Starlette's
     ``Request.body`` does), and whatever ``receive`` raises (the edge's body limit)."""
     chunks: list[bytes] = []
@@ -96,7 +97,7 @@ async def _read_body(receive: Receive) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _body_headers(status: int, content_type: str, length: int) -> list[tuple[bytes, bytes]]:
+def body_headers(status: int, content_type: str, length: int) -> list[tuple[bytes, bytes]]:
     """Content-Length and Content-Type as a Starlette ``Response`` would set them."""
     headers = []
     if not (status < 200 or status in (204, 304)):
@@ -115,11 +116,11 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
     """
     ctx: ChatContext = scope["app"].state.context
     chat = parse_chat_request(
-        await _read_body(receive), headers=upstream_headers(scope), limits=ctx.request_limits
+        await read_body(receive), headers=upstream_headers(scope), limits=ctx.request_limits
     )
     if not chat.stream:
         done = await ctx.chat.complete(chat)
-        headers = _body_headers(done.status, done.content_type, len(done.body))
+        headers = body_headers(done.status, done.content_type, len(done.body))
         await send({"type": "http.response.start", "status": done.status, "headers": headers})
         await send({"type": "http.response.body", "body": done.body})
         return
@@ -127,6 +128,12 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
     # A stream lasts as long as its reader is slow: hold none of the request while relaying (the
     # worker has it; a tool loop keeps what it needs itself).
     del chat
+    await send_stream(scope, receive, send, chunks)
+
+
+async def send_stream(scope: Scope, receive: Receive, send: Send, chunks: RouteStream) -> None:
+    """Relay a routed stream to the client, then close it (also when the client left before its end).
+    Raises ClientDisconnect when the client leaves."""
     try:
         if _spec_version(scope) >= (2, 4):
             try:

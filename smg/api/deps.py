@@ -19,11 +19,20 @@ from smg.api.health import ReadinessContext
 from smg.api.mcp_admin import McpContext
 from smg.api.middleware import Edge
 from smg.api.models import ModelsContext
+from smg.api.passthrough import PassThroughContext
 from smg.api.responses import ResponsesContext
 
 
 class ApiContext(
-    Edge, ChatContext, WorkersContext, ModelsContext, ReadinessContext, McpContext, ResponsesContext, Protocol
+    Edge,
+    ChatContext,
+    PassThroughContext,
+    WorkersContext,
+    ModelsContext,
+    ReadinessContext,
+    McpContext,
+    ResponsesContext,
+    Protocol,
 ):
     """Everything the edge and the routes read from the application context."""
 

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +24,8 @@ _REQUEST_ID = b"x-request-id"
 _UNPRINTABLE = re.compile(rb"[^\t\x20-\x7e]")
 _ERROR_CODE = b"x-smg-error-code"
 CHAT_ROUTE = "/v1/chat/completions"
+COMPLETIONS_ROUTE = "/v1/completions"
+EMBEDDINGS_ROUTE = "/v1/embeddings"
 
 
 class HttpObserver(Protocol):
@@ -51,16 +54,17 @@ class Edge(Protocol):
 class EdgeMiddleware:
     """Reads its collaborators from ``app.state.context``, which the lifespan builds before any request.
 
-    Every request passes the edge once, to one endpoint: ``POST /v1/chat/completions`` (`CHAT_ROUTE`) to
-    ``chat``, a plain ASGI endpoint the edge calls itself, past the framework's routing and exception
-    layers (the hot path, ADR 0003), which raises `SmgError` for the edge to render; every other request
-    to the framework ``app``. The framework's chat route declares the operation for the OpenAPI
-    document and the route table (so other methods on the path are 405) and never serves.
+    Every request passes the edge once, to one endpoint: a POST on a path of ``direct`` (the
+    pass-through routes: `CHAT_ROUTE`, `COMPLETIONS_ROUTE`, `EMBEDDINGS_ROUTE`) to its plain ASGI
+    endpoint, which the edge calls itself, past the framework's routing and exception layers (the hot
+    path, ADR 0003), and which raises `SmgError` for the edge to render; every other request to the
+    framework ``app``. The framework's routes on those paths declare the operations for the OpenAPI
+    document and the route table (so other methods on the paths are 405) and never serve.
     """
 
-    def __init__(self, app: ASGIApp, *, chat: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, direct: Mapping[str, ASGIApp]) -> None:
         self.app = app
-        self._chat = chat
+        self._direct = direct
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +79,7 @@ class EdgeMiddleware:
             request_id = _new_request_id()  # a refused id is neither used nor echoed
         scope.setdefault("state", {})["request_id"] = request_id.decode("ascii")
         outcome: dict[str, Any] = {"status": 500, "error_code": "", "started": False}
-        chat = scope["path"] == CHAT_ROUTE and scope["method"] == "POST"
+        endpoint = self._direct.get(scope["path"]) if scope["method"] == "POST" else None
         span = edge.tracing.server_span()
 
         async def send_with_id(message: Message) -> None:
@@ -93,14 +97,14 @@ class EdgeMiddleware:
             # After the instrumentation recorded the status (so the edge's error.type stands), and
             # before the last body chunk, with which it ends the span.
             if span.recording:
-                route = CHAT_ROUTE if chat else _route_template(scope)
+                route = scope["path"] if endpoint else _route_template(scope)
                 _end_server_span(span, scope["method"], route, outcome)
 
         edge.http_observer.on_start()
         try:
             if refused:
                 raise InvalidRequest("x-request-id must be printable ASCII", param="x-request-id")
-            await self._admit(edge, scope, receive, send_with_id, headers, self._chat if chat else self.app)
+            await self._admit(edge, scope, receive, send_with_id, headers, endpoint or self.app)
         except SmgError as err:
             if outcome["started"]:
                 raise
@@ -113,7 +117,7 @@ class EdgeMiddleware:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             await error_response(SmgError("internal error"))(scope, receive, send_with_id)
         finally:
-            route = CHAT_ROUTE if chat else _route_template(scope)
+            route = scope["path"] if endpoint else _route_template(scope)
             edge.http_observer.on_end(
                 method=scope["method"],
                 path=route,
@@ -162,9 +166,9 @@ def _new_request_id() -> bytes:
 
 
 def _end_server_span(span: ServerSpan, method: str, route: str, outcome: dict[str, Any]) -> None:
-    """What the edge knows and the instrumentation does not: the route template (also for the chat
-    request, which the framework does not route, and for requests refused before routing) and the
-    gateway's error code."""
+    """What the edge knows and the instrumentation does not: the route template (also for the
+    pass-through requests, which the framework does not route, and for requests refused before
+    routing) and the gateway's error code."""
     if not span.recording:  # tracing off, or a request that is not traced: no attribute work
         return
     span.rename(f"{method} {route}")

@@ -208,6 +208,9 @@ class Metrics:
             ["server"],
             registry=r,
         )
+        self.mcp_approvals = Counter(
+            "smg_mcp_approvals", "MCP call approvals of the Responses API", ["decision"], registry=r
+        )
         # Layer 6: storage
         self.db_operations = Counter(
             "smg_db_operations", "Storage operations", ["storage_type", "operation", "result"], registry=r

@@ -168,6 +168,18 @@ class LoopMetrics:
         self._m.mcp_loop_stops.labels(reason).inc()
 
 
+class ApprovalMetrics:
+    """`smg.responses.approval.ApprovalObserver` backed by metrics (``decision``: requested, approved,
+    denied)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._m = metrics
+
+    @guarded
+    def on_approval(self, decision: str) -> None:
+        self._m.mcp_approvals.labels(decision).inc()
+
+
 class StorageMetrics:
     """`smg.mcp.registry.StorageObserver` backed by metrics (``storage_type`` names the backend)."""
 

@@ -11,7 +11,8 @@ counts from 0. Per item:
 - ``function_call``: ``function_call_arguments.delta`` and ``.done``;
 - ``mcp_list_tools``: ``mcp_list_tools.in_progress``, ``.completed``;
 - ``mcp_call``: ``mcp_call_arguments.delta`` and ``.done``, ``mcp_call.in_progress``, then
-  ``mcp_call.completed`` or ``mcp_call.failed``.
+  ``mcp_call.completed`` or ``mcp_call.failed``;
+- ``mcp_approval_request``: none (``output_item.added`` already shows it whole, as OpenAI sends it).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _started(item: dict[str, Any]) -> dict[str, Any]:
         return item | {"status": "in_progress", "arguments": ""}
     if kind == "mcp_call":
         return item | {"status": "in_progress", "arguments": "", "output": None, "error": None}
-    return item | {"tools": []}
+    if kind == "mcp_list_tools":
+        return item | {"tools": []}
+    return item
 
 
 def _item_events(item: dict[str, Any], index: int) -> Iterator[dict[str, Any]]:

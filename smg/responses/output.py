@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from smg.mcp.types import ToolInfo
-from smg.responses.items import new_id
+from smg.responses.items import mcp_call_id, new_id, new_round_key
 from smg.responses.request import ResponsesRequest
 from smg.routing.accumulator import AccumulatedCall, calls_of_message
 from smg.routing.loop import LoopResult, LoopRound
@@ -56,13 +56,21 @@ def message_item(text: str) -> dict[str, Any]:
     }
 
 
-def _mcp_call(
-    call: AccumulatedCall, tool_message: dict[str, Any], status: str, info: ToolInfo
+def mcp_call_item(
+    call: AccumulatedCall,
+    tool_message: dict[str, Any],
+    status: str,
+    info: ToolInfo,
+    *,
+    approval_request_id: str | None = None,
+    item_id: str | None = None,
 ) -> dict[str, Any]:
+    """The ``mcp_call`` item of an executed call; ``approval_request_id`` when it ran on approval;
+    ``item_id`` its id (default: a fresh one)."""
     ok = status == "ok"
     text = str(tool_message.get("content") or "")
     return {
-        "id": new_id("mcp"),
+        "id": item_id or new_id("mcp"),
         "type": "mcp_call",
         "server_label": info.server,
         "name": info.name,
@@ -73,7 +81,7 @@ def _mcp_call(
         if ok
         else {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": text}]},
         "status": "completed" if ok else "failed",
-        "approval_request_id": None,
+        "approval_request_id": approval_request_id,
     }
 
 
@@ -83,16 +91,20 @@ def round_items(done: LoopRound, plan: ToolPlan) -> list[dict[str, Any]]:
     text = done.assistant.get("content")
     if isinstance(text, str) and text:
         items.append(message_item(text))
+    round_key = new_round_key()
     for call, message, record in zip(done.calls, done.tool_messages, done.records, strict=True):
         info = plan.tools.get(call.name)
         if info is not None:
-            items.append(_mcp_call(call, message, record.status, info))
+            items.append(mcp_call_item(call, message, record.status, info, item_id=mcp_call_id(round_key)))
     return items
 
 
-def final_items(result: LoopResult, plan: ToolPlan) -> list[dict[str, Any]]:
-    """The output items of the reply that ended the loop: its text and the client's calls (none after
-    a budget stop: the gateway's calls of that reply did not run)."""
+def final_items(
+    result: LoopResult, plan: ToolPlan, gated: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The output items of the reply that ended the loop: its text, the client's calls and one
+    ``mcp_approval_request`` per call of a ``gated`` tool (none of these after a budget stop: the
+    gateway's calls of that reply did not run)."""
     message = result.reply["choices"][0]["message"]
     items = []
     text = message.get("content")
@@ -100,7 +112,18 @@ def final_items(result: LoopResult, plan: ToolPlan) -> list[dict[str, Any]]:
         items.append(message_item(text))
     if result.reason in ("completed", "mixed_tool_calls"):
         for call in calls_of_message(message):
-            if plan.owner(call.name) == "client":
+            info = plan.tools.get(call.name)
+            if call.name in gated and info is not None:
+                items.append(
+                    {
+                        "id": new_id("mcpr"),
+                        "type": "mcp_approval_request",
+                        "server_label": info.server,
+                        "name": info.name,
+                        "arguments": call.arguments,
+                    }
+                )
+            elif plan.owner(call.name) == "client":
                 items.append(
                     {
                         "id": new_id("fc"),

@@ -2,7 +2,8 @@
 
 Every top-level field is either accepted (`ACCEPTED`) or refused with a 400 naming it: a field the
 gateway would not honour is never silently ignored. Fields of OpenAI's API that are not served yet
-(``background``, ``text``, ``reasoning``, ``include``, ...) are refused the same way.
+(``background``, ``text``, ``reasoning``, ...) are refused the same way, except that one asking for
+nothing (`ACCEPTED_WHEN_EMPTY`: ``include`` empty or null) is accepted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from smg.errors import InvalidRequest
 from smg.protocol import TooManyMessages, TooManyTools
+from smg.responses.approval import check_require_approval
 from smg.responses.items import normalise_input
 
 if TYPE_CHECKING:
@@ -36,6 +38,9 @@ ACCEPTED = frozenset(
         "user",
     }
 )
+# Fields not served that ask for nothing when empty or null, so accepting them then honours them:
+# openai-agents sends ``include: []`` with every request.
+ACCEPTED_WHEN_EMPTY = frozenset({"include"})
 _MAX_METADATA_PAIRS = 16
 
 
@@ -90,6 +95,7 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
                     f"'{key}' is not supported: name a server registered with the gateway by 'server_label'",
                     f"tools[{i}].{key}",
                 )
+            check_require_approval(tool.get("require_approval"), f"tools[{i}].require_approval")
         else:
             raise InvalidRequest("only 'function' and 'mcp' tools are supported", param=f"tools[{i}].type")
     return tools
@@ -99,8 +105,9 @@ def parse_responses_request(body: Any, *, limits: RequestLimits | None = None) -
     """Validate a parsed ``POST /v1/responses`` body. Raises InvalidRequest (``param``: the field),
     TooManyMessages (``input``), TooManyTools (``tools``)."""
     _check(isinstance(body, dict), "request body must be a JSON object", "body")
-    for key in body:
-        _check(key in ACCEPTED, f"unknown or unsupported parameter: '{key}'", key)
+    for key, value in body.items():
+        asks_nothing = key in ACCEPTED_WHEN_EMPTY and (value is None or value == [])
+        _check(key in ACCEPTED or asks_nothing, f"unknown or unsupported parameter: '{key}'", key)
     model = body.get("model")
     _check(
         isinstance(model, str) and bool(model), "'model' is required and must be a non-empty string", "model"

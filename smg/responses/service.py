@@ -7,6 +7,12 @@ request's are (`resolve_tools`: ``mcp`` entries on registered servers, servers e
 messages and the loop runs it through the `Dispatcher` (one ``/v1/chat/completions`` call per model
 round). The result becomes output items (`smg.responses.output`) and, with ``store``, a stored row. The
 route is recorded once by a `RouteRecorder`, as a chat request's is.
+
+Approvals (`smg.responses.approval`): tools that need one are given to the loop as if the client owned
+them, so a reply asking for one ends the loop with nothing of its round run, and each such call becomes
+an ``mcp_approval_request`` item. A follow-up's answers are checked first; the approved calls then run
+exactly as stored (one ``mcp_call`` each, with its ``approval_request_id``), and the model reads their
+results, or the denials, before its next round.
 """
 
 from __future__ import annotations
@@ -14,33 +20,31 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from smg.errors import InvalidRequest, ResponseNotFound
 from smg.mcp.registry.naming import exposed_tool_name
+from smg.mcp.types import ToolInfo
 from smg.protocol import ChatRequest
+from smg.responses.approval import Answer, ApprovalObserver, NullApprovalObserver, answers, gated_tools
 from smg.responses.items import new_id, to_messages
-from smg.responses.output import final_items, list_tools_item, response_object, round_items
+from smg.responses.output import final_items, list_tools_item, mcp_call_item, response_object, round_items
+from smg.responses.plan import ToolCatalog, plan_of
 from smg.responses.request import ResponsesRequest
 from smg.responses.store import ResponseStore, StoredResponse
-from smg.routing.budgets import LoopBudgets
+from smg.routing.accumulator import AccumulatedCall
+from smg.routing.budgets import CallRecord, LoopBudgets
+from smg.routing.execution import NullLoopObserver, execute_round
 from smg.routing.loop import ToolLoop
 from smg.routing.recorder import RouteRecorder, RouterObserver
-from smg.routing.tools import ToolPlan, resolve_tools
+from smg.routing.tools import ToolPlan
 from smg.spans import Tracer
 from smg.workers.dispatch import Completed
 
 _MAX_CHAIN = 1000
-
-
-class ToolCatalog(Protocol):
-    """Servers every request gets, and tool aliases (`smg.mcp.control.McpControl` provides it)."""
-
-    def always(self) -> Collection[str]: ...
-    def aliases(self) -> Mapping[str, Mapping[str, str]]: ...
 
 
 class ResponsesService:
@@ -57,6 +61,7 @@ class ResponsesService:
         observer: RouterObserver,
         tracer: Tracer,
         policy: str,
+        approvals: ApprovalObserver | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._loop = loop
@@ -66,12 +71,15 @@ class ResponsesService:
         self._observer = observer
         self._tracer = tracer
         self._policy = policy
+        self._approvals = approvals or NullApprovalObserver()
         self._clock = clock
 
     async def create(self, request: ResponsesRequest, *, headers: dict[str, str]) -> dict[str, Any]:
         """Run ``request`` to a response object (stored when ``request.store``). Raises InvalidRequest,
         ResponseNotFound (``previous_response_id``), McpServerUnavailable, NoAvailableWorkers,
-        ModelNotFound, UpstreamError, ResponseStoreError."""
+        ModelNotFound, UpstreamError, ResponseStoreError. Approved calls run before the first model
+        round: when that round fails, nothing but their results is kept (the approval stays
+        unanswered, and answering it again reuses the results)."""
         created_at = int(time.time())
         route = RouteRecorder(
             self._observer,
@@ -82,8 +90,11 @@ class ResponsesService:
             clock=self._clock,
         )
         with route:
-            history = await self._history(request.previous_response_id) + request.input
-            plan = await self._plan(request)
+            chain = await self._history(request.previous_response_id)
+            history = chain + request.input
+            given = answers(chain, request.input)
+            plan = await plan_of(request, self._loop.runtime, self._catalog)
+            gated = gated_tools(request.tools, plan.tools)
             listed = {i["server_label"] for i in history if i["type"] == "mcp_list_tools"}
             output = [
                 list_tools_item(server, [t for t in plan.tools.values() if t.server == server])
@@ -91,10 +102,20 @@ class ResponsesService:
                 if server not in listed
             ]
             names = {(t.server, t.name): exposed for exposed, t in plan.tools.items()}
-            messages = to_messages(history, exposed=lambda s, t: names.get((s, t)) or exposed_tool_name(s, t))
+
+            def exposed(server: str, tool: str) -> str:
+                return names.get((server, tool)) or exposed_tool_name(server, tool)
+
+            resumed, records = await self._run_approved(given, plan, exposed, keep=request.store)
+            messages = to_messages(history + resumed, exposed=exposed)
             if request.instructions:
                 messages.insert(0, {"role": "system", "content": request.instructions})
             plan = dataclasses.replace(plan, body=plan.body | {"messages": messages})
+            held = dataclasses.replace(  # gated tools end the loop unrun, as the client's own do
+                plan,
+                tools={n: t for n, t in plan.tools.items() if n not in gated},
+                client_tools=plan.client_tools | gated,
+            )
             budgets = self._budgets
             if request.max_tool_calls is not None:
                 budgets = dataclasses.replace(
@@ -102,18 +123,62 @@ class ResponsesService:
                 )
             route.stage("tool_loop")
             chat = ChatRequest(raw=b"", body=plan.body, model=request.model, stream=False, headers=headers)
-            result = await self._loop.run(chat, plan, report=route.generation, budgets=budgets)
+            result = await self._loop.run(chat, held, report=route.generation, budgets=budgets)
             route.end_stage()
             route.answered(Completed(200, "application/json", orjson.dumps(result.reply), result.worker))
         route.finish()
+        result.ledger.records[:0] = records
+        output += resumed
         for done in result.rounds:
             output += round_items(done, plan)
-        output += final_items(result, plan)
+        final = final_items(result, plan, gated)
+        for item in final:
+            if item["type"] == "mcp_approval_request":
+                self._approvals.on_approval("requested")
+        output += final
         response = response_object(request, result, output, response_id=new_id("resp"), created_at=created_at)
         if request.store:
             stored = StoredResponse(response["id"], response, request.input, request.previous_response_id)
             await asyncio.to_thread(self._store.put, stored)
         return response
+
+    async def _run_approved(
+        self, given: list[Answer], plan: ToolPlan, exposed: Callable[[str, str], str], *, keep: bool
+    ) -> tuple[list[dict[str, Any]], list[CallRecord]]:
+        """Run the approved calls of ``given`` concurrently, each with its stored arguments; their
+        ``mcp_call`` items (in answer order) and the records of the calls run (iteration 0: before this
+        request's first model round). A call whose result is recorded (its answer was sent before and
+        the model round after it failed) is not run again: the recorded item is reused. With ``keep``
+        the new results are recorded before the model reads them."""
+        for answer in given:
+            self._approvals.on_approval("approved" if answer.approved else "denied")
+        approved = [a.request for a in given if a.approved]
+        if not approved:
+            return [], []
+        done = await asyncio.to_thread(self._store.runs, [r["id"] for r in approved])
+        offered = {(t.server, t.name): t for t in plan.tools.values()}
+        calls: list[AccumulatedCall] = []
+        tools: dict[str, ToolInfo] = {}
+        for n, request in enumerate(r for r in approved if r["id"] not in done):
+            server, tool = request["server_label"], request["name"]
+            name = exposed(server, tool)
+            tools[name] = offered.get((server, tool)) or ToolInfo(server, tool, None, {})
+            calls.append(AccumulatedCall(n, request["id"], name, request["arguments"]))
+        messages, records = await execute_round(
+            self._loop.runtime,
+            ToolPlan(body={}, function_tools=[], tools=tools),
+            calls,
+            iteration=0,
+            observer=NullLoopObserver(),
+            tracer=self._tracer,
+        )
+        for call, message, record in zip(calls, messages, records, strict=True):
+            done[call.id] = mcp_call_item(
+                call, message, record.status, tools[call.name], approval_request_id=call.id
+            )
+            if keep:
+                await asyncio.to_thread(self._store.put_run, call.id, done[call.id])
+        return [done[r["id"]] for r in approved], records
 
     async def retrieve(self, response_id: str) -> dict[str, Any]:
         """The stored response. Raises ResponseNotFound, ResponseStoreError."""
@@ -163,62 +228,3 @@ class ResponsesService:
         for stored in reversed(chain):
             items += stored.input_items + stored.response.get("output", [])
         return items
-
-    async def _plan(self, request: ResponsesRequest) -> ToolPlan:
-        """The request's tools as a chat tool plan: ``mcp`` entries resolved on the registered servers,
-        function tools in chat's shape. Raises InvalidRequest, McpServerUnavailable."""
-        tools = [_chat_tool(t) for t in request.tools]
-        body: dict[str, Any] = {"model": request.model, "messages": []}
-        if tools:
-            body["tools"] = tools
-        for key, value in (
-            ("tool_choice", _chat_tool_choice(request.tool_choice)),
-            ("parallel_tool_calls", request.parallel_tool_calls),
-            ("max_tokens", request.max_output_tokens),
-            ("temperature", request.temperature),
-            ("top_p", request.top_p),
-            ("user", request.user),
-        ):
-            if value is not None:
-                body[key] = value
-        plan = await resolve_tools(
-            body, self._loop.runtime, always=self._catalog.always(), aliases=self._catalog.aliases()
-        )
-        client = frozenset(t["name"] for t in request.tools if t.get("type") == "function")
-        if plan is None:
-            return ToolPlan(body=body, function_tools=[], tools={}, client_tools=client)
-        read_only = {
-            t["server_label"]
-            for t in request.tools
-            if t.get("type") == "mcp"
-            and isinstance(t.get("allowed_tools"), dict)
-            and t["allowed_tools"].get("read_only") is True
-        }
-        if not read_only:
-            return plan
-        kept = {n: t for n, t in plan.tools.items() if t.server not in read_only or t.read_only}
-        functions = [f for f in plan.function_tools if f["function"]["name"] in kept]
-        client_tools = [t for t in plan.body["tools"] if t not in plan.function_tools]
-        return ToolPlan(plan.body | {"tools": client_tools + functions}, functions, kept, plan.client_tools)
-
-
-def _chat_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """A Responses tool as chat's: a function tool nests its fields under ``function``; an ``mcp``
-    entry stays (`resolve_tools` reads it)."""
-    if tool.get("type") != "function":
-        return tool
-    function = {
-        k: tool[k] for k in ("name", "description", "parameters", "strict") if tool.get(k) is not None
-    }
-    return {"type": "function", "function": function}
-
-
-def _chat_tool_choice(choice: Any) -> Any:
-    """``tool_choice`` in chat's shape. Raises InvalidRequest for a choice chat cannot express."""
-    if choice is None or choice in ("auto", "none", "required"):
-        return choice
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise InvalidRequest(
-        "'tool_choice' must be 'auto', 'none', 'required' or a function", param="tool_choice"
-    )

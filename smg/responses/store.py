@@ -1,13 +1,17 @@
 """Where stored responses live: the `ResponseStore` seam and its SQLite implementation.
 
 A stored response is the response object, the request's input items and the id of the response it
-continued. Rows expire ``ttl_secs`` after they were stored (an expired row is gone for every reader, and
-removed at the next write) and past ``max_responses`` the oldest rows are evicted at each write.
+continued. Beside them, the ``mcp_call`` item each approved call produced is recorded by its approval
+request's id as soon as the call has run, so an answer retried after its model round failed reuses the
+result instead of running the call again (same TTL and count cap). Rows expire ``ttl_secs`` after
+they were stored (an expired row is gone for every reader, and removed at the next write) and past
+``max_responses`` the oldest rows are evicted at each write.
 
 Operations are synchronous, one small SQLite transaction each on a connection opened for it (as the MCP
-registry's, `smg.mcp.registry.store`, whose file it shares by default, in its own table); callers on the
+registry's, `smg.mcp.registry.store`, whose file it shares by default, in its own tables); callers on the
 event loop run them with ``asyncio.to_thread``. Each is reported to a `StorageObserver`
-(``operation``: ``response_put``, ``response_get``, ``response_delete``).
+(``operation``: ``response_put``, ``response_get``, ``response_delete``, ``approval_run_put``,
+``approval_run_get``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ CREATE TABLE IF NOT EXISTS responses (
   id TEXT PRIMARY KEY, stored_at REAL NOT NULL, previous_id TEXT,
   response BLOB NOT NULL, input_items BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS responses_stored_at ON responses (stored_at);
+CREATE TABLE IF NOT EXISTS approval_runs (
+  id TEXT PRIMARY KEY, stored_at REAL NOT NULL, item BLOB NOT NULL);
 """
 
 
@@ -59,6 +65,14 @@ class ResponseStore(Protocol):
 
     def delete(self, response_id: str) -> None:
         """Forget ``response_id``. Raises ResponseNotFound."""
+        ...
+
+    def put_run(self, approval_request_id: str, item: dict[str, Any]) -> None:
+        """Record the ``mcp_call`` item an approved call produced, before the model reads it."""
+        ...
+
+    def runs(self, approval_request_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The recorded ``mcp_call`` items of those approval ids that have one."""
         ...
 
 
@@ -140,6 +154,34 @@ class SqliteResponseStore:
                 raise ResponseNotFound(response_id)
 
         self._file.observed("response_delete", lambda: self._file.run(run, write=True))
+
+    def put_run(self, approval_request_id: str, item: dict[str, Any]) -> None:
+        now = self._clock()
+
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO approval_runs (id, stored_at, item) VALUES (?, ?, ?)",
+                (approval_request_id, now, orjson.dumps(item)),
+            )
+            db.execute("DELETE FROM approval_runs WHERE stored_at <= ?", (now - self._ttl,))
+            db.execute(
+                "DELETE FROM approval_runs WHERE id IN (SELECT id FROM approval_runs"
+                " ORDER BY stored_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                (self._max,),
+            )
+
+        self._file.observed("approval_run_put", lambda: self._file.run(run, write=True))
+
+    def runs(self, approval_request_ids: list[str]) -> dict[str, dict[str, Any]]:
+        def run(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            marks = ",".join("?" * len(approval_request_ids))
+            rows = db.execute(
+                f"SELECT id, item FROM approval_runs WHERE id IN ({marks}) AND stored_at > ?",
+                (*approval_request_ids, self._clock() - self._ttl),
+            ).fetchall()
+            return {row[0]: orjson.loads(row[1]) for row in rows}
+
+        return self._file.observed("approval_run_get", lambda: self._file.run(run))
 
     def count(self) -> int:
         """Rows stored, expired ones not yet removed included (for tests and operators)."""

@@ -15,21 +15,18 @@ the worker attempt spans.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from typing import Protocol
 
-from smg.errors import UpstreamError, UpstreamProtocolError
-from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
+from smg.protocol import ChatRequest
 from smg.routing.loop import ToolLoop
 from smg.routing.metering import StreamMeter, stream_body
+from smg.routing.passthrough import relay
 from smg.routing.recorder import RouteRecorder, RouterObserver, RouteStream
 from smg.routing.tools import ToolPlan, resolve_tools
 from smg.spans import Tracer
-from smg.workers.dispatch import Completed, Dispatcher, UpstreamStream
-
-log = logging.getLogger("smg.routing")
+from smg.workers.dispatch import Completed, Dispatcher
 
 
 class ToolCatalog(Protocol):
@@ -128,8 +125,7 @@ class ChatService:
                 request.model, body, headers=request.headers, affinity_key=request.affinity_key
             )
             route.end_stage()
-        relay = _relay(upstream, route, StreamMeter(strip_usage=injected))
-        return RouteStream(relay, route, upstream.release)
+        return RouteStream(relay(upstream, route, StreamMeter(strip_usage=injected)), route, upstream.release)
 
 
 async def _loop_relay(
@@ -148,44 +144,3 @@ async def _loop_relay(
             await chunks.aclose()
         finally:
             route.finish()
-
-
-async def _relay(
-    upstream: UpstreamStream, route: RouteRecorder, meter: StreamMeter
-) -> AsyncGenerator[bytes, None]:
-    """The worker's stream as the client gets it; a break after the first byte becomes an error event
-    and ``data: [DONE]``."""
-    failure: UpstreamError | None = None
-    completed = False
-    tail = b""
-    clock = route.clock
-    try:
-        async for chunk in upstream.chunks():
-            # Not (tail + chunk)[-64:]: that copies every chunk, a large one too.
-            tail = chunk[-64:] if len(chunk) >= 64 else (tail + chunk)[-64:]
-            out = meter.feed(chunk, clock())
-            del chunk  # while the client is slow to take ``out``, hold only ``out``
-            if out:
-                yield out
-        rest = meter.flush()
-        if rest:
-            yield rest
-        if b"[DONE]" not in tail:
-            raise UpstreamProtocolError(
-                f"worker {upstream.worker.url} ended the stream without [DONE]", worker=upstream.worker.url
-            )
-        completed = True
-    except UpstreamError as exc:
-        failure = exc
-        route.failed(exc)
-        log.warning("stream from %s broke after the first byte: %s", upstream.worker.url, exc.message)
-        separator = b"" if tail.endswith(b"\n\n") or not tail else b"\n\n"
-        yield meter.flush() + separator + sse_error_event(exc) + SSE_DONE
-        completed = True
-    except BaseException as exc:
-        route.failed(exc)
-        raise
-    finally:
-        meter.report(route.generation, worker=upstream.worker.url)
-        route.finish()
-        await upstream.aclose(failure=failure, completed=completed)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from smg.protocol import ChatRequest
+from smg.protocol import ChatRequest, PassThroughRequest
 from smg.spans import TraceSpan
 
 Tokens = tuple[int, int]
@@ -49,11 +49,11 @@ class Generation:
     error: str | None = None
 
 
-def stream_body(request: ChatRequest) -> tuple[bytes, bool]:
+def stream_body(request: ChatRequest | PassThroughRequest) -> tuple[bytes, bool]:
     """The body to send for a pass-through stream and whether the gateway added the usage request
     (then the usage chunk is the gateway's own and `StreamMeter` strips it)."""
     if "stream_options" not in request.body:
-        # parse_chat_request admitted only a JSON object, so the raw body ends in "}" (and whitespace).
+        # The parser admitted only a JSON object, so the raw body ends in "}" (and whitespace).
         return request.raw.rstrip()[:-1] + _INCLUDE_USAGE, True
     options = request.body["stream_options"] or {}
     if options.get("include_usage") is True:
@@ -133,6 +133,8 @@ def _has_token(doc: Any) -> bool:
             delta.get(key) for key in ("content", "reasoning_content", "tool_calls")
         ):
             return True
+        if isinstance(choice, dict) and choice.get("text"):  # a text completion's chunk
+            return True
     return False
 
 
@@ -140,11 +142,14 @@ class StreamMeter:
     """Watches one relayed SSE stream: when the first and last token events passed, and the usage.
 
     ``feed`` every upstream chunk and relay what it returns, then relay ``flush()``. Times come from the
-    caller (``now``), so the meter itself never reads a clock.
+    caller (``now``), so the meter itself never reads a clock. A token event is a chat chunk's
+    ``content``, ``reasoning_content`` or ``tool_calls``, and with ``text_tokens`` also the ``text`` of a
+    ``/v1/completions`` chunk.
     """
 
-    def __init__(self, *, strip_usage: bool) -> None:
+    def __init__(self, *, strip_usage: bool, text_tokens: bool = False) -> None:
         self._strip = strip_usage
+        self._text = text_tokens
         self._pending = b""
         self.first_token: float | None = None
         self.last_token: float | None = None
@@ -194,7 +199,7 @@ class StreamMeter:
             if _has_token(doc):
                 self.first_token = self.last_token = now
                 self.response_id, self.response_model = _text(doc.get("id")), _text(doc.get("model"))
-        elif b'content"' in event or b'"tool_calls"' in event:
+        elif b'content"' in event or b'"tool_calls"' in event or (self._text and b'"text"' in event):
             self.last_token = now
         return True
 

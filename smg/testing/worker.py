@@ -6,9 +6,10 @@ SIGTERM/SIGINT. In-process, use `running_worker` (binds port 0) or mount `build_
 
 Endpoints: ``GET /v1/models``; ``GET /health`` (200 ``{"status":"ok"}`` or the ``health_status`` fault);
 ``POST /v1/chat/completions`` (stream and non-stream; replies are described in `worker_script` and the
-stream layout in `worker_render`; unknown model -> 404 ``model_not_found``, bad JSON/body -> 400).
+stream layout in `worker_render`; unknown model -> 404 ``model_not_found``, bad JSON/body -> 400);
+``POST /v1/completions`` and ``POST /v1/embeddings`` (`worker_text`). Faults apply to all three.
 Control plane: ``GET/POST /_smg/faults`` (POST sets the given fields, ``{"reset": true}`` resets all),
-``GET /_smg/stats``, ``GET/DELETE /_smg/requests`` (last 50 chat requests as
+``GET /_smg/stats``, ``GET/DELETE /_smg/requests`` (last 50 model requests as
 ``{"headers": {lowercased: value}, "body": <parsed JSON or null>}``).
 """
 

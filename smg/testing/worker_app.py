@@ -1,7 +1,8 @@
 """The scripted worker's aiohttp application: handlers, fault application and control plane.
 
-Faults apply, in this order, before the body is validated: hang, delay_ms, status, fail_every. Every chat
-request (even an invalid one) is counted in the stats and recorded in ``/_smg/requests`` first.
+Faults apply to every model request (chat, completions, embeddings), in this order, before the body is
+validated: hang, delay_ms, status, fail_every. Every model request (even an invalid one) is counted in
+the stats and recorded in ``/_smg/requests`` first.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import orjson
 from aiohttp import web
 
 from smg.testing.worker_faults import Faults, WorkerStats
-from smg.testing.worker_render import completion_body, error_body, stream_events
-from smg.testing.worker_script import ChatRequest, ChatRequestError, Reply, parse_chat_request, plan_reply
+from smg.testing.worker_render import completion_body, error_body, pieces, stream_events
+from smg.testing.worker_script import ChatRequestError, parse_chat_request, plan_reply
+from smg.testing.worker_text import completion_events, completion_json, embedding_json, parse_text_request
 
 __all__ = ["WorkerConfig", "build_worker_app", "live_state"]
 
@@ -67,9 +69,9 @@ class _Worker:
             body=b'{"status":"ok"}' if status == 200 else b'{"status":"unhealthy"}',
         )
 
-    async def chat(self, request: web.Request) -> web.StreamResponse:
-        self.stats.chat_requests += 1
-        seq = self.stats.chat_requests
+    async def _admit(self, request: web.Request, seq: int) -> tuple[Any, int] | web.Response:
+        """Record a model request (counted by the caller as number ``seq``) and apply the faults; the
+        parsed body (`_INVALID` when it is not JSON) and ``seq``, or the injected fault's answer."""
         body: Any
         try:
             body = orjson.loads(await request.read())
@@ -86,12 +88,25 @@ class _Worker:
             return fault
         if body is _INVALID:
             return _error(400, "request body is not valid JSON", code="invalid_json")
+        return body, seq
+
+    def _unknown(self, model: str) -> web.Response | None:
+        if model in self.models:
+            return None
+        return _error(404, f"model {model!r} does not exist", param="model", code="model_not_found")
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        self.stats.chat_requests += 1
+        admitted = await self._admit(request, self.stats.chat_requests)
+        if isinstance(admitted, web.Response):
+            return admitted
+        body, seq = admitted
         try:
             chat = parse_chat_request(body)
         except ChatRequestError as exc:
             return _error(exc.status, exc.message, param=exc.param, code=exc.code)
-        if chat.model not in self.models:
-            return _error(404, f"model {chat.model!r} does not exist", param="model", code="model_not_found")
+        if (unknown := self._unknown(chat.model)) is not None:
+            return unknown
         reply = plan_reply(chat)
         completion_id, created = f"chatcmpl-mock-{seq}", int(time.time())
         if not chat.stream:
@@ -99,7 +114,48 @@ class _Worker:
                 body=completion_body(reply, completion_id=completion_id, created=created, model=chat.model),
                 content_type=_JSON,
             )
-        return await self._stream(request, chat, reply, completion_id=completion_id, created=created)
+        events = stream_events(
+            reply,
+            completion_id=completion_id,
+            created=created,
+            model=chat.model,
+            include_usage=chat.include_usage,
+        )
+        return await self._stream(request, events)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        self.stats.completions_requests += 1
+        admitted = await self._admit(request, self.stats.completions_requests)
+        if isinstance(admitted, web.Response):
+            return admitted
+        body, seq = admitted
+        try:
+            text = parse_text_request(body, field="prompt")
+        except ChatRequestError as exc:
+            return _error(exc.status, exc.message, param=exc.param, code=exc.code)
+        if (unknown := self._unknown(text.model)) is not None:
+            return unknown
+        completion_id, created = f"cmpl-mock-{seq}", int(time.time())
+        if not text.stream:
+            return web.Response(
+                body=completion_json(text, completion_id=completion_id, created=created), content_type=_JSON
+            )
+        return await self._stream(
+            request, completion_events(text, completion_id=completion_id, created=created)
+        )
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        self.stats.embeddings_requests += 1
+        admitted = await self._admit(request, self.stats.embeddings_requests)
+        if isinstance(admitted, web.Response):
+            return admitted
+        try:
+            text = parse_text_request(admitted[0], field="input")
+        except ChatRequestError as exc:
+            return _error(exc.status, exc.message, param=exc.param, code=exc.code)
+        if (unknown := self._unknown(text.model)) is not None:
+            return unknown
+        return web.Response(body=embedding_json(text), content_type=_JSON)
 
     async def get_faults(self, request: web.Request) -> web.Response:
         return _json(self.faults.to_dict())
@@ -145,23 +201,14 @@ class _Worker:
                 return _error(faults.fail_status, "injected periodic fault", code="injected_fault")
         return None
 
-    async def _stream(
-        self, request: web.Request, chat: ChatRequest, reply: Reply, *, completion_id: str, created: int
-    ) -> web.StreamResponse:
-        events = stream_events(
-            reply,
-            completion_id=completion_id,
-            created=created,
-            model=chat.model,
-            include_usage=chat.include_usage,
-        )
+    async def _stream(self, request: web.Request, events: list[bytes]) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         drop, delay_ms = self.faults.drop_after_chunks, self.faults.chunk_delay_ms
         if drop is None and not delay_ms:
-            for piece in _pieces(events):
+            for piece in pieces(events):
                 await self._write(response, piece)
             return response
         for sent, event in enumerate(events):
@@ -195,26 +242,6 @@ class _Worker:
 
 
 _INVALID: Any = object()
-_PIECE = 64 * 1024
-
-
-def _pieces(events: list[bytes]) -> list[bytes]:
-    """The events joined into writes of about `_PIECE` bytes: few writes (one per event would make the
-    worker several times slower), yet a long stream is not handed to the socket in one block."""
-    pieces: list[bytes] = []
-    batch: list[bytes] = []
-    size = 0
-    for event in events:
-        batch.append(event)
-        size += len(event)
-        if size >= _PIECE:
-            pieces.append(b"".join(batch))
-            batch, size = [], 0
-    if batch:
-        pieces.append(b"".join(batch))
-    return pieces
-
-
 _WORKER = web.AppKey("smg_testing_worker", _Worker)
 
 
@@ -238,6 +265,8 @@ def build_worker_app(config: WorkerConfig) -> web.Application:
     router.add_get("/v1/models", worker.list_models)
     router.add_get("/health", worker.health)
     router.add_post("/v1/chat/completions", worker.chat)
+    router.add_post("/v1/completions", worker.completions)
+    router.add_post("/v1/embeddings", worker.embeddings)
     router.add_get("/_smg/faults", worker.get_faults)
     router.add_post("/_smg/faults", worker.set_faults)
     router.add_get("/_smg/stats", worker.get_stats)

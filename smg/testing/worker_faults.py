@@ -17,7 +17,8 @@ __all__ = ["Faults", "WorkerStats"]
 
 @dataclass(slots=True)
 class Faults:
-    """Faults applied to chat requests (and `health_status` to `GET /health`).
+    """Faults applied to model requests: chat, completions and embeddings (and `health_status` to
+    `GET /health`).
 
     Attributes:
         status: when set, every chat request answers this HTTP status with an OpenAI-shaped error
@@ -121,6 +122,8 @@ class WorkerStats:
     """
 
     chat_requests: int = 0
+    completions_requests: int = 0
+    embeddings_requests: int = 0
     health_checks: int = 0
     stream_bytes_sent: int = 0
     stream_writes_blocked: int = 0
@@ -129,6 +132,8 @@ class WorkerStats:
         """Return the counters as a JSON-ready dict."""
         return {
             "chat_requests": self.chat_requests,
+            "completions_requests": self.completions_requests,
+            "embeddings_requests": self.embeddings_requests,
             "health_checks": self.health_checks,
             "stream_bytes_sent": self.stream_bytes_sent,
             "stream_writes_blocked": self.stream_writes_blocked,

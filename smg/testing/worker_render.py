@@ -16,7 +16,7 @@ import orjson
 
 from smg.testing.worker_script import Reply, ToolCall, split_words
 
-__all__ = ["DONE_EVENT", "completion_body", "error_body", "stream_events"]
+__all__ = ["DONE_EVENT", "completion_body", "error_body", "pieces", "stream_events"]
 
 DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -99,3 +99,23 @@ def _fragments(text: str) -> list[str]:
         return [text] if text else []
     step = -(-len(text) // (3 if len(text) >= 3 else 2))
     return [text[i : i + step] for i in range(0, len(text), step)]
+
+
+_PIECE = 64 * 1024
+
+
+def pieces(events: list[bytes]) -> list[bytes]:
+    """The events joined into writes of about 64 KiB: few writes (one per event would make the worker
+    several times slower), yet a long stream is not handed to the socket in one block."""
+    out: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0
+    for event in events:
+        batch.append(event)
+        size += len(event)
+        if size >= _PIECE:
+            out.append(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        out.append(b"".join(batch))
+    return out

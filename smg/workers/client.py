@@ -1,7 +1,7 @@
-"""HTTP client for gateway -> worker traffic. Chat POSTs to plain-http workers go through the lean
-`smg.workers.http1` client (docs/adr/0009-lean-worker-client.md); https workers, discovery and probes
-through aiohttp (httpx's default transport is ~8x slower; docs/adr/0002-aiohttp-worker-client.md).
-Maps transport failures onto the error tree.
+"""HTTP client for gateway -> worker traffic. Model POSTs (chat, completions, embeddings) to plain-http
+workers go through the lean `smg.workers.http1` client (docs/adr/0009-lean-worker-client.md); https
+workers, discovery and probes through aiohttp (httpx's default transport is ~8x slower;
+docs/adr/0002-aiohttp-worker-client.md). Maps transport failures onto the error tree.
 """
 
 from __future__ import annotations

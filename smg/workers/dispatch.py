@@ -29,6 +29,7 @@ from smg.workers.worker import Worker, WorkerRegistry
 
 T = TypeVar("T")
 CHAT_PATH = "/v1/chat/completions"
+"""The worker path of chat requests; other pass-through routes name their own (`smg.routing.passthrough`)."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,16 @@ class Dispatcher:
         return self._policy.name
 
     async def complete(
-        self, model: str, body: bytes, *, headers: Mapping[str, str], affinity_key: bytes | None
+        self,
+        model: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str],
+        affinity_key: bytes | None,
+        path: str = CHAT_PATH,
     ) -> Completed:
-        """Send a non-streaming request. Raises NoAvailableWorkers, ModelNotFound, UpstreamError."""
+        """POST a non-streaming request to the worker's ``path``. Raises NoAvailableWorkers,
+        ModelNotFound, UpstreamError."""
 
         async def once(worker: Worker, attempt: int) -> Completed:
             span = self._begin(model, worker, attempt)
@@ -132,7 +140,7 @@ class Dispatcher:
             failure: UpstreamError | None = None
             sent = span.inject(headers)
             try:
-                async with self._client.post(worker, CHAT_PATH, body, headers=sent, stream=False) as resp:
+                async with self._client.post(worker, path, body, headers=sent, stream=False) as resp:
                     data = await resp.read()
                     status = resp.status
                     if status >= 300:  # retried only when retryable; otherwise passed through as is
@@ -149,9 +157,15 @@ class Dispatcher:
         return await self._with_retries(model, affinity_key, once)
 
     async def open_stream(
-        self, model: str, body: bytes, *, headers: Mapping[str, str], affinity_key: bytes | None
+        self,
+        model: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str],
+        affinity_key: bytes | None,
+        path: str = CHAT_PATH,
     ) -> UpstreamStream:
-        """Open a streaming request on a worker that answers 2xx.
+        """Open a streaming request to the ``path`` of a worker that answers 2xx.
 
         Raises NoAvailableWorkers, ModelNotFound, UpstreamError (a non-2xx answer as UpstreamStatusError).
         """
@@ -161,7 +175,7 @@ class Dispatcher:
             stack = AsyncExitStack()
             try:
                 resp = await stack.enter_async_context(
-                    self._client.post(worker, CHAT_PATH, body, headers=span.inject(headers), stream=True)
+                    self._client.post(worker, path, body, headers=span.inject(headers), stream=True)
                 )
                 if resp.status >= 300:
                     data = await resp.read()

@@ -58,7 +58,7 @@ def _without_shortcut(app: FastAPI, context: AppContext) -> FastAPI:
 
     for middleware in app.user_middleware:
         if middleware.cls is EdgeMiddleware:
-            middleware.kwargs["chat"] = framework
+            middleware.kwargs["direct"] = {**middleware.kwargs["direct"], CHAT: framework}
     return app
 
 

@@ -55,11 +55,18 @@ def test_the_examples_of_the_responses_doc_run(procs: Procs, tmp_path: Path) -> 
     gateway = procs.gateway("--worker-urls", worker, "--mcp-registry", str(tmp_path / "smg.db"))
     server = {"name": "clock", "transport": "streamable-http", "url": clock_url}
     assert httpx.post(gateway.url + "/mcp/servers", json=server, timeout=60).status_code == 201
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-    assert len(blocks) == 2
+    first_steps = DOC.read_text().partition("## With openai-agents")[0]  # that one: test_openai_agents.py
+    blocks = re.findall(r"```python\n(.*?)```", first_steps, flags=re.DOTALL)
+    assert len(blocks) == 3
     scope: dict[str, object] = {}
     for block in blocks:
         exec(block.replace("http://127.0.0.1:30000", gateway.url), scope)  # the doc's own code
     first, response = scope["first"], scope["response"]
     assert first.output_text == "echo: the quick brown fox"  # type: ignore[attr-defined]
     assert [item.type for item in response.output] == ["mcp_list_tools", "mcp_call", "message"]  # type: ignore[attr-defined]
+    held, request, resumed = scope["held"], scope["request"], scope["resumed"]
+    assert [item.type for item in held.output] == ["mcp_list_tools", "mcp_approval_request"]  # type: ignore[attr-defined]
+    assert [item.type for item in resumed.output] == ["mcp_call", "message"]  # type: ignore[attr-defined]
+    assert resumed.output[0].approval_request_id == request.id  # type: ignore[attr-defined]
+    assert "Asia/Tokyo" in resumed.output[0].arguments  # type: ignore[attr-defined]
+    assert gateway.metric("smg_mcp_approvals_total", decision="approved") == 1

@@ -78,3 +78,20 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
 def test_bounds_must_be_positive(tmp_path: Path, ttl: float, cap: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         SqliteResponseStore(tmp_path / "smg.db", ttl_secs=ttl, max_responses=cap)
+
+
+def test_a_recorded_approval_run_survives_a_reopen_expires_and_is_capped(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "smg.db"
+    store = SqliteResponseStore(path, ttl_secs=60, max_responses=2, clock=clock)
+    assert store.runs(["mcpr_a"]) == {}
+    store.put_run("mcpr_a", {"type": "mcp_call", "output": "a"})
+    again = SqliteResponseStore(path, ttl_secs=60, max_responses=2, clock=clock)
+    assert again.runs(["mcpr_a", "mcpr_x"]) == {"mcpr_a": {"type": "mcp_call", "output": "a"}}
+    clock.now += 1
+    store.put_run("mcpr_b", {"output": "b"})
+    clock.now += 1
+    store.put_run("mcpr_c", {"output": "c"})  # past the cap: the oldest goes
+    assert set(store.runs(["mcpr_a", "mcpr_b", "mcpr_c"])) == {"mcpr_b", "mcpr_c"}
+    clock.now += 59
+    assert set(store.runs(["mcpr_b", "mcpr_c"])) == {"mcpr_c"}  # b was recorded 60 s ago

@@ -331,6 +331,8 @@ async def test_health_reports_fault_status_and_counts_checks(
     async with http.get(f"{worker.url}/_smg/stats") as response:
         assert await response.json() == {
             "chat_requests": 0,
+            "completions_requests": 0,
+            "embeddings_requests": 0,
             "health_checks": 2,
             "stream_bytes_sent": 0,
             "stream_writes_blocked": 0,
