@@ -71,7 +71,8 @@ def display_url(host: str, port: int) -> str:
 
 def uvicorn_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
     """How uvicorn serves the gateway's ``app``: request heads bounded as ``server`` says, the lifespan
-    run, no access log and no ``Server`` header, in-flight requests given the shutdown grace period."""
+    run, its log lines through the gateway's one handler, no access log and no ``Server`` header, in-flight
+    requests given the shutdown grace period."""
     return uvicorn.Config(
         app,
         loop="none",
@@ -83,6 +84,9 @@ def uvicorn_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
         # steerable by X-Forwarded-For from a local proxy or client.
         proxy_headers=False,
         lifespan="on",
+        # uvicorn's own loggers propagate to the one handler of `configure_logging` (URL redaction,
+        # --log-json) instead of getting handlers of their own.
+        log_config=None,
         log_level="warning",
         access_log=False,
         server_header=False,

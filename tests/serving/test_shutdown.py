@@ -6,7 +6,9 @@ whole run carries no URL secret."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -165,3 +167,25 @@ def test_a_gateway_process_logs_no_url_secret_from_start_to_shutdown(procs: Proc
     text = log.read_text()
     assert "PASSWORD99" not in text and "TOKEN12345" not in text and "PASSWORD99" not in check
     assert f"http://bob:***@127.0.0.1:{port}/mcp?token=***" in text  # the URL was logged, redacted
+
+
+def test_the_asgi_servers_own_log_lines_go_through_the_gateways_handler(procs: Procs, tmp_path: Path) -> None:
+    # uvicorn logs a request it cannot parse itself ("Invalid HTTP request received."); with --log-json
+    # that line must be JSON like every other, and pass the same URL-redacting filter.
+    _, worker = procs.worker()
+    args = ("--worker-urls", worker, "--log-json", "--log-level", "warning")
+    proc, url, log = _gateway(procs, tmp_path, *args)
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"NOT AN HTTP REQUEST \x00\x01\r\n\r\n")
+        sock.settimeout(10)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+    lines = [line for line in log.read_text().splitlines() if "Invalid HTTP request" in line]
+    assert lines, log.read_text()[-2000:]
+    for line in lines:
+        record = json.loads(line)
+        assert record["logger"].startswith("uvicorn") and "Invalid HTTP request" in record["message"]
