@@ -98,13 +98,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
     """
     if not isinstance(body, dict):
         raise ChatRequestError("request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise ChatRequestError(
-            "'model' must be a non-empty string",
-            param="model",
-            code="missing_required_parameter" if model is None else "invalid_value",
-        )
+    model = model_of(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ChatRequestError(
@@ -114,15 +108,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
         )
     if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         raise ChatRequestError("each message must be an object with a string 'role'", param="messages")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ChatRequestError("'stream' must be a boolean", param="stream")
-    options = body.get("stream_options") or {}
-    if not isinstance(options, dict):
-        raise ChatRequestError("'stream_options' must be an object", param="stream_options")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        raise ChatRequestError("'max_tokens' must be a positive integer", param="max_tokens")
+    stream, include_usage = stream_flags(body)
+    max_tokens = max_tokens_of(body.get("max_completion_tokens", body.get("max_tokens")))
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise ChatRequestError("'tools' must be an array", param="tools")
@@ -130,10 +117,38 @@ def parse_chat_request(body: Any) -> ChatRequest:
         model=model,
         messages=messages,
         stream=stream,
-        include_usage=options.get("include_usage") is True,
+        include_usage=include_usage,
         max_tokens=max_tokens,
         offered_tools=_offered_names(tools) if tools else None,
     )
+
+
+def model_of(body: dict[str, Any]) -> str:
+    """The request's ``model``. Raises ChatRequestError (400) when it is missing or not a non-empty string."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        code = "missing_required_parameter" if model is None else "invalid_value"
+        raise ChatRequestError("'model' must be a non-empty string", param="model", code=code)
+    return model
+
+
+def stream_flags(body: dict[str, Any]) -> tuple[bool, bool]:
+    """``(stream, include_usage)`` of a request. Raises ChatRequestError for an ill-typed ``stream`` or
+    ``stream_options``."""
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ChatRequestError("'stream' must be a boolean", param="stream")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise ChatRequestError("'stream_options' must be an object", param="stream_options")
+    return stream, options.get("include_usage") is True
+
+
+def max_tokens_of(value: Any) -> int | None:
+    """A token limit as given, or None. Raises ChatRequestError unless it is a positive integer."""
+    if value is not None and (type(value) is not int or value < 1):
+        raise ChatRequestError("'max_tokens' must be a positive integer", param="max_tokens")
+    return value
 
 
 def plan_reply(request: ChatRequest) -> Reply:

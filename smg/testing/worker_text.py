@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from smg.testing.worker_render import DONE_EVENT
-from smg.testing.worker_script import ChatRequestError, split_words
+from smg.testing.worker_script import ChatRequestError, max_tokens_of, model_of, split_words, stream_flags
 
 __all__ = ["TextRequest", "completion_events", "completion_json", "embedding_json", "parse_text_request"]
 
@@ -54,29 +54,18 @@ def parse_text_request(body: Any, *, field: str) -> TextRequest:
     """
     if not isinstance(body, dict):
         raise ChatRequestError("request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        code = "missing_required_parameter" if model is None else "invalid_value"
-        raise ChatRequestError("'model' must be a non-empty string", param="model", code=code)
+    model = model_of(body)
     texts = _texts(body.get(field))
     if texts is None:
         code = "missing_required_parameter" if body.get(field) is None else "invalid_value"
         raise ChatRequestError(f"'{field}' must be a string or an array", param=field, code=code)
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ChatRequestError("'stream' must be a boolean", param="stream")
-    options = body.get("stream_options") or {}
-    if not isinstance(options, dict):
-        raise ChatRequestError("'stream_options' must be an object", param="stream_options")
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        raise ChatRequestError("'max_tokens' must be a positive integer", param="max_tokens")
+    stream, include_usage = stream_flags(body)
     return TextRequest(
         model=model,
         texts=texts,
         stream=stream,
-        include_usage=options.get("include_usage") is True,
-        max_tokens=max_tokens,
+        include_usage=include_usage,
+        max_tokens=max_tokens_of(body.get("max_tokens")),
         base64=body.get("encoding_format") == "base64",
     )
 
