@@ -239,7 +239,12 @@ async def build_context(
             embeddings=embeddings,
             responses=ResponsesService(
                 tool_loop,
-                SqliteResponseStore(database, observer=StorageMetrics(metrics)),
+                SqliteResponseStore(
+                    database,
+                    ttl_secs=settings.responses.ttl_secs,
+                    max_responses=settings.responses.max_stored,
+                    observer=StorageMetrics(metrics),
+                ),
                 catalog=mcp,
                 budgets=budgets,
                 observer=RouterMetrics(metrics, endpoint="responses"),

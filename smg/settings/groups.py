@@ -120,6 +120,18 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, config=GROUP_CONFIG)
+class ResponsesSettings:
+    """Stored responses of the Responses API."""
+
+    ttl_secs: Annotated[int, Flag("responses-ttl-secs")] = Field(
+        default=2_592_000, ge=1, description="age after which a stored response and its input items are gone"
+    )
+    max_stored: Annotated[int, Flag("responses-max-stored")] = Field(
+        default=10_000, ge=1, description="stored responses kept; past it the oldest go at each write"
+    )
+
+
+@dataclass(frozen=True, config=GROUP_CONFIG)
 class TraceSettings:
     """OpenTelemetry traces."""
 
@@ -192,4 +204,5 @@ class Settings:
     limits: RequestLimits = RequestLimits()
     auth: AuthSettings = AuthSettings()
     mcp: McpSettings = McpSettings()
+    responses: ResponsesSettings = ResponsesSettings()
     trace: TraceSettings = TraceSettings()

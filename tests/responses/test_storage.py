@@ -12,7 +12,7 @@ import pytest
 from openai.types.responses import ResponseItemList
 
 from smg.observability.metrics import Metrics
-from smg.settings import McpSettings
+from smg.settings import McpSettings, ResponsesSettings
 from smg.testing.gateway import RunningGateway, running_gateway
 from smg.testing.worker import RunningWorker
 from tests.conftest import make_settings
@@ -131,3 +131,16 @@ async def test_a_three_turn_chain_survives_a_gateway_restart(worker: RunningWork
         {"role": "assistant", "content": "echo: turn two"},
         {"role": "user", "content": "turn three"},
     ]
+
+
+async def test_the_store_bounds_come_from_the_settings(worker: RunningWorker, tmp_path: Path) -> None:
+    settings = make_settings(
+        (worker.url,),
+        mcp=McpSettings(registry_path=str(tmp_path / "smg.db")),
+        responses=ResponsesSettings(max_stored=2),
+    )
+    async with running_gateway(settings) as gateway, client_of(gateway) as oai:
+        ids = [(await create(oai, model="mock-model", input=f"turn {n}"))[0].id for n in range(3)]
+        with pytest.raises(openai.NotFoundError):
+            await oai.responses.retrieve(ids[0])  # the oldest went when the third was stored
+        assert [(await oai.responses.retrieve(i)).id for i in ids[1:]] == ids[1:]

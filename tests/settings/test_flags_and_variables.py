@@ -88,6 +88,8 @@ _CASES: dict[str, _Case] = {
     "--mcp-loop-timeout-secs": _Case("20", 20.0, ("21",), 21.0, lambda s: s.mcp.loop_timeout_secs),
     "--mcp-max-repeated-calls": _Case("2", 2, ("5",), 5, lambda s: s.mcp.max_repeated_calls),
     "--mcp-tools-ttl-secs": _Case("60", 60.0, ("61",), 61.0, lambda s: s.mcp.tools_ttl_secs),
+    "--responses-ttl-secs": _Case("60", 60, ("61",), 61, lambda s: s.responses.ttl_secs),
+    "--responses-max-stored": _Case("5", 5, ("6",), 6, lambda s: s.responses.max_stored),
     "--max-messages-per-request": _Case("5", 5, ("6",), 6, lambda s: s.limits.max_messages),
     "--max-tools-per-request": _Case("7", 7, ("0",), 0, lambda s: s.limits.max_tools),
     "--shutdown-grace-period-secs": _Case(
