@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
 from tests.conftest import make_settings
+from tests.observability.conftest import finished_spans
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-async def _finished(exporter: InMemorySpanExporter, count: int) -> list[ReadableSpan]:
-    """The finished spans once there are ``count`` (the server span ends after the response)."""
-    async with asyncio.timeout(5):
-        while len(exporter.get_finished_spans()) < count:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-    return list(exporter.get_finished_spans())
 
 
 @pytest.mark.parametrize(
@@ -40,13 +31,12 @@ async def _finished(exporter: InMemorySpanExporter, count: int) -> list[Readable
 async def test_a_passed_through_request_is_a_route_span_over_its_attempt(
     worker: RunningWorker,
     start_gateway: Callable[..., Any],
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
     path: str,
     body: dict[str, Any],
     operation: str,
 ) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     gw: RunningGateway = await start_gateway(make_settings((worker.url,)), tracer_provider=provider)
     async with httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
         resp = await http.post(
@@ -54,7 +44,7 @@ async def test_a_passed_through_request_is_a_route_span_over_its_attempt(
         )
     assert resp.status_code == 200
 
-    spans = await _finished(exporter, 3)
+    spans = await finished_spans(exporter, 3)
     [server] = [s for s in spans if s.kind == SpanKind.SERVER]
     [attempt] = [s for s in spans if s.kind == SpanKind.CLIENT]
     [route] = [s for s in spans if s.name == "smg.route"]

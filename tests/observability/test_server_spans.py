@@ -5,7 +5,6 @@ scripted worker, real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,6 @@ import httpx
 import pytest
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -24,31 +22,16 @@ from smg.settings import RetrySettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import Faults, RunningWorker
 from tests.conftest import chat_body, make_settings
+from tests.observability.conftest import finished_spans
 
 INSTRUMENTATION = "opentelemetry.instrumentation.fastapi"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 
 
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    p = TracerProvider()
-    p.add_span_processor(SimpleSpanProcessor(exporter))
-    return p
-
-
 async def _servers(exporter: InMemorySpanExporter, count: int) -> list[ReadableSpan]:
-    async with asyncio.timeout(5):
-        while True:
-            found = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
-            if len(found) >= count:
-                return sorted(found, key=lambda s: s.start_time or 0)
-            await asyncio.sleep(0.01)
+    found = await finished_spans(exporter, count, SpanKind.SERVER)
+    return sorted(found, key=lambda s: s.start_time or 0)
 
 
 def _layers(app: Any) -> list[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +11,6 @@ import orjson
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -23,32 +21,15 @@ from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
 from smg.testing.worker_faults import Faults
 from tests.conftest import chat_body, make_settings
+from tests.observability.conftest import finished_spans
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 TRACESTATE = "vendor=opaque"
 
 
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    p = TracerProvider()
-    p.add_span_processor(SimpleSpanProcessor(exporter))
-    return p
-
-
 async def _spans(exporter: InMemorySpanExporter, kind: SpanKind, count: int) -> list[ReadableSpan]:
-    """The finished spans of ``kind`` once there are ``count`` (the server span ends after the response)."""
-    async with asyncio.timeout(5):
-        while True:
-            found = [s for s in exporter.get_finished_spans() if s.kind == kind]
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.01)
+    return await finished_spans(exporter, count, kind)
 
 
 def _named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
