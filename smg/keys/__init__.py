@@ -1,0 +1,1 @@
+"""API keys that carry scopes: which MCP servers, tools and models a key may use, and its rate."""
