@@ -7,6 +7,11 @@ both, in an order that alternates between rounds, so slow drifts of a shared mac
 Prints, per tree and scenario, the median CPU per request and each round's figure, and the paired
 difference with how many rounds were lower. Both gateways run on the current interpreter: the trees
 must share its installed dependencies.
+
+`--responses` adds the Responses API's pass-through (`POST /v1/responses`, no tools, one model round:
+stored, with `store: false`, and streamed), each run right after its chat counterpart, and prints per
+tree the paired Responses minus chat figure. With one tree (`python -m bench.ab smg=. --responses`) it
+measures that tree alone.
 """
 
 from __future__ import annotations
@@ -19,10 +24,20 @@ from pathlib import Path
 
 from bench.load import ensure_wrk, run_wrk
 from bench.procs import Proc, cpu_seconds, start, stop_proc, wait_http
-from bench.targets import CHAT_PROBE
+from bench.targets import CHAT_PROBE, check_responses
 
 BENCH = Path(__file__).resolve().parent
-SCENARIOS = (("c16", "chat.lua"), ("stream16", "chat_stream.lua"))
+CHAT, RESPONSES = "/v1/chat/completions", "/v1/responses"
+# (name, path, wrk script); a Responses scenario right after the chat one it is compared with
+SCENARIOS = (("c16", CHAT, "chat.lua"), ("stream16", CHAT, "chat_stream.lua"))
+WITH_RESPONSES = (
+    ("c16", CHAT, "chat.lua"),
+    ("resp16", RESPONSES, "responses.lua"),
+    ("resp_nostore16", RESPONSES, "responses_nostore.lua"),
+    ("stream16", CHAT, "chat_stream.lua"),
+    ("resp_stream16", RESPONSES, "responses_stream.lua"),
+)
+PAIRS = (("resp16", "c16"), ("resp_nostore16", "c16"), ("resp_stream16", "stream16"))
 
 
 def _gateway(name: str, tree: Path, worker: str, logs: Path) -> Proc:
@@ -36,18 +51,19 @@ def _gateway(name: str, tree: Path, worker: str, logs: Path) -> Proc:
     return proc
 
 
-def _cpu_per_request(wrk: str, proc: Proc, script: str, seconds: float) -> float:
+def _cpu_per_request(wrk: str, proc: Proc, path: str, script: str, seconds: float) -> float:
     before = cpu_seconds(proc.pid)
-    result = run_wrk(
-        wrk, proc.url + "/v1/chat/completions", script=BENCH / script, conns=16, seconds=seconds, core=0
-    )
+    result = run_wrk(wrk, proc.url + path, script=BENCH / script, conns=16, seconds=seconds, core=0)
     if result.errors or not result.requests:
         raise RuntimeError(f"{proc.name}: {result.errors} errors in {result.requests} requests")
     return (cpu_seconds(proc.pid) - before) / result.requests * 1e6
 
 
-def run(trees: dict[str, Path], rounds: int, seconds: float) -> dict[str, dict[str, list[float]]]:
+def run(
+    trees: dict[str, Path], rounds: int, seconds: float, *, responses: bool = False
+) -> dict[str, dict[str, list[float]]]:
     """CPU per request (us) of each tree, per scenario, one figure per round."""
+    scenarios = WITH_RESPONSES if responses else SCENARIOS
     wrk, why = ensure_wrk()
     if wrk is None:
         raise SystemExit(f"bench.ab: {why}")
@@ -63,15 +79,17 @@ def run(trees: dict[str, Path], rounds: int, seconds: float) -> dict[str, dict[s
     try:
         for name, tree in trees.items():
             procs[name] = _gateway(name, tree, worker.url, logs)
+            if responses:
+                check_responses(procs[name].url)
         for proc in procs.values():  # warm-up
-            for _, script in SCENARIOS:
-                _cpu_per_request(wrk, proc, script, 1)
-        cpu: dict[str, dict[str, list[float]]] = {n: {s: [] for s, _ in SCENARIOS} for n in procs}
+            for _, path, script in scenarios:
+                _cpu_per_request(wrk, proc, path, script, 1)
+        cpu: dict[str, dict[str, list[float]]] = {n: {s: [] for s, _, _ in scenarios} for n in procs}
         for r in range(rounds):
             order = list(procs) if r % 2 == 0 else list(reversed(procs))
-            for scenario, script in SCENARIOS:
+            for scenario, path, script in scenarios:
                 for name in order:
-                    cpu[name][scenario].append(_cpu_per_request(wrk, procs[name], script, seconds))
+                    cpu[name][scenario].append(_cpu_per_request(wrk, procs[name], path, script, seconds))
             print(r, {n: {s: round(v[-1], 1) for s, v in d.items()} for n, d in cpu.items()}, flush=True)
         return cpu
     finally:
@@ -85,9 +103,18 @@ def report(cpu: dict[str, dict[str, list[float]]]) -> str:
     for name, by_scenario in cpu.items():
         for scenario, values in by_scenario.items():
             lines.append(
-                f"{name} {scenario:9s} median {statistics.median(values):6.1f} us  "
+                f"{name} {scenario:13s} median {statistics.median(values):6.1f} us  "
                 f"all {[round(v) for v in values]}"
             )
+        for mine, chat in PAIRS:
+            if mine in by_scenario:
+                diffs = [y - x for x, y in zip(by_scenario[chat], by_scenario[mine], strict=True)]
+                ratios = [y / x for x, y in zip(by_scenario[chat], by_scenario[mine], strict=True)]
+                lines.append(
+                    f"{name} {mine} - {chat}: median {statistics.median(diffs):+.1f} us "
+                    f"({min(diffs):+.0f} to {max(diffs):+.0f}), ratio {statistics.median(ratios):.2f}x "
+                    f"({min(ratios):.2f} to {max(ratios):.2f}), {len(diffs)} rounds"
+                )
     names = list(cpu)
     if len(names) == 2:
         a, b = names
@@ -103,17 +130,20 @@ def report(cpu: dict[str, dict[str, list[float]]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n\n")[0])
-    parser.add_argument("trees", nargs=2, metavar="NAME=TREE", help="two source trees of smg, named")
+    parser.add_argument("trees", nargs="+", metavar="NAME=TREE", help="one or two source trees of smg, named")
     parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds (default 12)")
     parser.add_argument("--seconds", type=float, default=3, help="seconds per wrk run (default 3)")
+    parser.add_argument("--responses", action="store_true", help="add the Responses API scenarios")
     args = parser.parse_args(argv)
+    if len(args.trees) > 2:
+        parser.error("one or two trees")
     trees = {}
     for item in args.trees:
         name, sep, tree = item.partition("=")
         if not sep or not (Path(tree) / "smg" / "__main__.py").is_file():
             parser.error(f"{item!r}: expected NAME=TREE, TREE holding smg/")
         trees[name] = Path(tree).resolve()
-    print(report(run(trees, args.rounds, args.seconds)))
+    print(report(run(trees, args.rounds, args.seconds, responses=args.responses)))
 
 
 if __name__ == "__main__":

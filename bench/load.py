@@ -14,11 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["CHAT_LUA", "STREAM_LUA", "WrkResult", "ensure_wrk", "run_wrk", "ttfb_ms"]
+__all__ = [
+    "CHAT_LUA",
+    "RESPONSES_LUA",
+    "RESPONSES_NOSTORE_LUA",
+    "RESPONSES_STREAM_LUA",
+    "STREAM_LUA",
+    "WrkResult",
+    "ensure_wrk",
+    "run_wrk",
+    "ttfb_ms",
+]
 
 HERE = Path(__file__).resolve().parent
 CHAT_LUA = HERE / "chat.lua"
 STREAM_LUA = HERE / "chat_stream.lua"
+# The same content as a Responses request (`instructions` and `input`), no tools: one model round.
+RESPONSES_LUA = HERE / "responses.lua"
+RESPONSES_STREAM_LUA = HERE / "responses_stream.lua"
+RESPONSES_NOSTORE_LUA = HERE / "responses_nostore.lua"
 _FILLER = "lorem ipsum dolor sit amet " * 32
 
 

@@ -27,6 +27,44 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+_RESPONSES_ROWS = (
+    ("chat", "c16", "cpu_us_per_req", None),
+    ("Responses, stored (the default)", "resp16", "cpu_us_resp16", "cpu_resp16_vs_chat"),
+    ("Responses, `store: false`", "resp_nostore16", "cpu_us_resp_nostore16", "cpu_resp_nostore16_vs_chat"),
+    ("chat, streamed", "stream16", "cpu_us_per_stream", None),
+    ("Responses, streamed, stored", "resp_stream16", "cpu_us_resp_stream16", "cpu_resp_stream16_vs_chat"),
+)
+
+
+def _responses(res: dict[str, Any]) -> list[str]:
+    """The Responses API's pass-through beside chat's (smg, c=16, no tools, one model round)."""
+    s, t = res.get("summary", {}).get("smg", {}), res["targets"].get("smg", {})
+    if s.get("cpu_us_resp16") is None:
+        return []
+    rows = [
+        [
+            what,
+            _f(s.get(f"rps_{scen}")),
+            _f(s.get(cpu)),
+            ", ".join(_f(v) for v in t.get("cpu_us", {}).get(scen, [])),
+            _f(s.get(ratio), 2, "x") if ratio else "1.00x",
+        ]
+        for what, scen, cpu, ratio in _RESPONSES_ROWS
+    ]
+    head = ["smg, c=16", "req/s", "CPU us/req (median)", "CPU us/req per round", "CPU vs chat"]
+    return [
+        "## The Responses API (smg)",
+        "",
+        "`POST /v1/responses` with the chat body's content (`instructions` and `input`), no tools: one "
+        "model round, run right after the chat scenario it is compared with (the streamed one after "
+        "chat's streamed run) in every round; CPU per request is the gateway's CPU time over the run "
+        "divided by the requests completed.",
+        "",
+        *_table(head, rows),
+        "",
+    ]
+
+
 def render(res: dict[str, Any]) -> str:
     m, s = res["machine"], res.get("summary", {})
     names = [n for n in ORDER if n in s]
@@ -136,6 +174,7 @@ def render(res: dict[str, Any]) -> str:
                 f"(`python -m bench.hooks`), {share:.2%} of smg's CPU per request.",
             ]
         lines.append("")
+        lines += _responses(res)
     loop = res.get("toolloop")
     if loop:
         lines += ["## MCP tool calls and the tool loop (smg)", ""]
@@ -164,7 +203,7 @@ def render(res: dict[str, Any]) -> str:
             ],
             rows,
         )
-        p, r3 = loop.get("parallel", {}), loop.get("three_rounds", {})
+        p, r3, rr = loop.get("parallel", {}), loop.get("three_rounds", {}), loop.get("three_rounds_responses")
         lines += [
             "",
             "A call through the gateway here goes through the admin endpoint `POST /mcp/servers/{server}/"
@@ -179,8 +218,18 @@ def render(res: dict[str, Any]) -> str:
             f"the worker's own time {_f(r3.get('worker_ms'), 2)} ms (4 x {_f(r3.get('worker_call_ms'), 3)}) "
             f"plus the tools' {_f(r3.get('tools_ms'), 2)} ms; added by the gateway "
             f"{_f(r3.get('added_ms'), 2)} ms.",
-            "",
         ]
+        if rr:
+            rn = loop.get("three_rounds_responses_nostore", {})
+            lines += [
+                f"- The same loop as a Responses request (`POST /v1/responses`, an `mcp` tool), interleaved "
+                f"with the chat one: stored (the default) {_f(rr.get('loop_ms'), 2)} ms, added by the "
+                f"gateway {_f(rr.get('added_ms'), 2)} ms; `store: false` {_f(rn.get('loop_ms'), 2)} ms, "
+                f"added {_f(rn.get('added_ms'), 2)} ms (chat: {_f(r3.get('added_ms'), 2)} ms). The "
+                f"gateway's CPU per loop request: Responses {_f(rr.get('cpu_ms'), 2)} ms stored, "
+                f"{_f(rn.get('cpu_ms'), 2)} ms not; chat {_f(r3.get('cpu_ms'), 2)} ms.",
+            ]
+        lines.append("")
     lines += ["## Targets (smg)", ""]
     rows = [
         [

@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TARGETS", "machine", "summarize", "verdicts", "write"]
+__all__ = ["RESPONSES_VS_CHAT", "TARGETS", "machine", "summarize", "verdicts", "write"]
+
+# A Responses scenario: the chat scenario it is compared with (the same content, concurrency, streaming).
+RESPONSES_VS_CHAT = {"resp16": "c16", "resp_nostore16": "c16", "resp_stream16": "stream16"}
 
 # (key, what, goal, stretch, unit, higher is better)
 TARGETS: list[tuple[str, str, float, float | None, str, bool]] = [
@@ -87,6 +90,12 @@ def summarize(res: dict[str, Any]) -> dict[str, dict[str, float | None]]:
         s["p99_c1_ms"] = _med([r["p99_ms"] for r in ran["c1"]])
         s["cpu_us_per_req"] = _med(t["cpu_us"]["c16"])
         s["cpu_us_per_stream"] = _med(t["cpu_us"]["stream16"])
+        # The Responses API (smg only): CPU per request, and its ratio to the chat scenario it follows.
+        for scen, base in RESPONSES_VS_CHAT.items():
+            if scen in t["cpu_us"]:
+                mine, chat = _med(t["cpu_us"][scen]), _med(t["cpu_us"][base])
+                s[f"cpu_us_{scen}"] = mine
+                s[f"cpu_{scen}_vs_chat"] = mine / chat if mine is not None and chat else None
         s["ttfb_ms"] = _med(t["ttfb_ms"])
         s["rss_idle_mib"] = t.get("rss_idle_mib")
         s["rss_peak_mib"] = t.get("rss_peak_mib")

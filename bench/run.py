@@ -16,15 +16,44 @@ from typing import Any
 
 from bench import hooks, report, toolloop
 from bench.fastworker import READY_PREFIX
-from bench.load import CHAT_LUA, STREAM_LUA, ensure_wrk, run_wrk, ttfb_ms
+from bench.load import (
+    CHAT_LUA,
+    RESPONSES_LUA,
+    RESPONSES_NOSTORE_LUA,
+    RESPONSES_STREAM_LUA,
+    STREAM_LUA,
+    ensure_wrk,
+    run_wrk,
+    ttfb_ms,
+)
 from bench.otlpsink import OtlpSink
 from bench.procs import Proc, RssSampler, cpu_seconds, rss_kib, start, stop_proc
 from bench.render import update_doc
-from bench.targets import ensure_venv, start_litellm, start_smg, start_smg_real, venv_version
+from bench.targets import (
+    check_responses,
+    ensure_venv,
+    start_litellm,
+    start_smg,
+    start_smg_real,
+    venv_version,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 OURS = ("direct", "smg", "smg-trace")  # a failure of these fails the run; of the others, it is noted
-SCENARIOS = {"c1": (CHAT_LUA, 1), "c16": (CHAT_LUA, 16), "c64": (CHAT_LUA, 64), "stream16": (STREAM_LUA, 16)}
+CHAT, RESPONSES = "/v1/chat/completions", "/v1/responses"
+# name: (path, wrk script, connections), in the order a round runs them. The Responses scenarios run on
+# `smg` alone (no other target serves the Responses API in front of a chat worker), each right after the
+# chat scenario it is compared with, so both see the same state of the machine.
+SCENARIOS = {
+    "c1": (CHAT, CHAT_LUA, 1),
+    "c16": (CHAT, CHAT_LUA, 16),
+    "resp16": (RESPONSES, RESPONSES_LUA, 16),
+    "resp_nostore16": (RESPONSES, RESPONSES_NOSTORE_LUA, 16),
+    "c64": (CHAT, CHAT_LUA, 64),
+    "stream16": (CHAT, STREAM_LUA, 16),
+    "resp_stream16": (RESPONSES, RESPONSES_STREAM_LUA, 16),
+}
+SMG_ONLY = ("resp16", "resp_nostore16", "resp_stream16")
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -107,11 +136,17 @@ def _start_targets(
     return procs
 
 
-def _endpoint(proc: Proc | None, worker: Proc) -> tuple[str, dict[str, str], int]:
-    """(chat URL, extra headers, PID to account CPU and memory to) of a target; `direct` is the worker."""
+def _endpoint(proc: Proc | None, worker: Proc, path: str = CHAT) -> tuple[str, dict[str, str], int]:
+    """(URL of ``path``, extra headers, PID to account CPU and memory to) of a target; `direct` is the
+    worker."""
     if proc is None:
-        return worker.url + "/v1/chat/completions", {}, worker.pid
-    return proc.url + "/v1/chat/completions", proc.extra, proc.pid
+        return worker.url + path, {}, worker.pid
+    return proc.url + path, proc.extra, proc.pid
+
+
+def _scenarios(name: str, res: dict[str, Any]) -> list[str]:
+    """The scenarios target ``name`` runs: the Responses ones on `smg` only, once it answered them."""
+    return [s for s in SCENARIOS if s not in SMG_ONLY or (name == "smg" and res.get("responses_ok"))]
 
 
 def _measure(
@@ -124,20 +159,33 @@ def _measure(
 ) -> None:
     """Interleaved rounds: per round, per scenario, every target in turn (A B C A B C ...), then TTFB."""
     names = [n for n in procs if res["targets"][n]["status"] == "ok"]
+    smg = procs.get("smg")
+    if smg is not None and res["targets"]["smg"]["status"] == "ok":
+        try:
+            check_responses(smg.url)
+            res["responses_ok"] = True
+        except RuntimeError as exc:
+            res["errors"].append(f"smg Responses API: {exc}")
     for name in names:
-        url, headers, pid = _endpoint(procs[name], worker)
+        _, _, pid = _endpoint(procs[name], worker)
         t = res["targets"][name]
-        t.update(runs={s: [] for s in SCENARIOS}, cpu_us={s: [] for s in SCENARIOS}, ttfb_ms=[])
+        mine = _scenarios(name, res)
+        t.update(runs={s: [] for s in mine}, cpu_us={s: [] for s in mine}, ttfb_ms=[])
         if procs[name] is not None:
             t["rss_idle_mib"] = rss_kib(pid) / 1024
             t["rss_peak_mib"] = 0.0
         if not a.smoke:  # warm up connection pools and lazily built paths, unmeasured
-            for script in (CHAT_LUA, STREAM_LUA):
-                run_wrk(wrk, url, script=script, conns=16, seconds=1, core=load_core, headers=headers)
+            for scenario in ("c16", "stream16", "resp16", "resp_stream16"):
+                if scenario in mine:
+                    path, script, _ = SCENARIOS[scenario]
+                    url, headers, _ = _endpoint(procs[name], worker, path)
+                    run_wrk(wrk, url, script=script, conns=16, seconds=1, core=load_core, headers=headers)
     for _ in range(a.rounds):
-        for scenario, (script, conns) in SCENARIOS.items():
+        for scenario, (path, script, conns) in SCENARIOS.items():
             for name in names:
-                url, headers, pid = _endpoint(procs[name], worker)
+                if scenario not in res["targets"][name]["runs"]:
+                    continue
+                url, headers, pid = _endpoint(procs[name], worker, path)
                 t = res["targets"][name]
                 cpu0 = cpu_seconds(pid)
                 try:
@@ -216,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 s: run_wrk(
                     wrk,
                     worker.url + "/v1/chat/completions",
-                    script=SCENARIOS[s][0],
-                    conns=SCENARIOS[s][1],
+                    script=SCENARIOS[s][1],
+                    conns=SCENARIOS[s][2],
                     seconds=a.seconds,
                     core=load_core,
                 ).__dict__

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from bench.procs import Proc, free_port, start, stop_proc, wait_http
 __all__ = [
     "CHAT_PROBE",
     "LITELLM_KEY",
+    "check_responses",
     "ensure_venv",
     "start_litellm",
     "start_smg",
@@ -45,6 +47,31 @@ def start_smg(worker: str, *, core: int | None, log: Path, trace_endpoint: str |
         stop_proc(proc)
         raise
     return proc
+
+
+def check_responses(base_url: str) -> None:
+    """``POST /v1/responses`` (no tools) answers a completed response with text, streamed and not, as the
+    Responses scenarios need (wrk sees only the status). Raises RuntimeError naming what differed."""
+    for stream in (False, True):
+        body = json.dumps({"model": "mock-model", "input": "hi", "stream": stream}).encode()
+        req = urllib.request.Request(
+            base_url + "/v1/responses", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw = resp.read().decode()
+        except OSError as exc:  # urllib's HTTPError and URLError included
+            raise RuntimeError(f"POST /v1/responses (stream={stream}) failed: {exc}") from exc
+        if stream:
+            events = [json.loads(ln[6:]) for ln in raw.splitlines() if ln.startswith("data: ")]
+            answer = events[-1].get("response", {}) if events else {}
+            ok = bool(events) and events[-1].get("type") == "response.completed"
+        else:
+            answer = json.loads(raw)
+            ok = answer.get("status") == "completed"
+        texts = [c.get("text") for i in answer.get("output", []) for c in i.get("content", [])]
+        if not ok or not any(texts):
+            raise RuntimeError(f"POST /v1/responses (stream={stream}) did not complete: {raw[:300]}")
 
 
 def ensure_venv(path: Path, requirement: str, *, install: bool, timeout: float) -> tuple[Path | None, str]:

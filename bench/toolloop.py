@@ -5,7 +5,9 @@
   (streamable HTTP and stdio), interleaved with `GET /mcp/servers` (the hop alone); the gateway's own
   measured call duration against the direct call is what a tool-loop call costs over a direct one;
 - parallel: one tool-loop round of 4 `sleep(0.1)` calls against a round of one (scripted worker);
-- three rounds: a loop of 3 `echo` rounds (4 model calls), minus the worker's and the tools' own time.
+- three rounds: a loop of 3 `echo` rounds (4 model calls), minus the worker's and the tools' own time, as
+  a chat request and as a Responses request (`POST /v1/responses` with an `mcp` tool, stored and with
+  `store: false`), interleaved; with the gateway's CPU time per loop request of each.
 
 Run alone: `python -m bench.toolloop [--smoke]` (prints the figures as JSON).
 """
@@ -25,7 +27,7 @@ from typing import Any
 import aiohttp
 from mcp import Client, StdioServerParameters
 
-from bench.procs import start, stop_proc
+from bench.procs import process_cpu_seconds, start, stop_proc
 
 try:
     import uvloop
@@ -88,15 +90,17 @@ async def _per_call(
     return out
 
 
+def _mcp_tool(tool: str) -> dict[str, Any]:
+    return {"type": "mcp", "server_label": "fhttp", "allowed_tools": [tool], "require_approval": "never"}
+
+
 def _chat(tool: str, script: str, *, function_tools: bool = False) -> dict[str, Any]:
     tools: list[dict[str, Any]]
     if function_tools:  # what the gateway offers the worker (for timing the worker alone)
         params = {"type": "object", "properties": {"text": {"type": "string"}}}
         tools = [{"type": "function", "function": {"name": f"fhttp__{tool}", "parameters": params}}]
     else:
-        tools = [
-            {"type": "mcp", "server_label": "fhttp", "allowed_tools": [tool], "require_approval": "never"}
-        ]
+        tools = [_mcp_tool(tool)]
     return {"model": "mock-model", "messages": [{"role": "user", "content": script}], "tools": tools}
 
 
@@ -114,31 +118,62 @@ async def _timed_chat(
     return _ms(samples), last
 
 
+async def _cpu_timed(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], pid: int
+) -> tuple[float, float, Any]:
+    """(wall ms, the gateway process's CPU seconds, answer) of one request (its stdio MCP server, a
+    child, is idle meanwhile: the loops call `fhttp`)."""
+    cpu0 = process_cpu_seconds(pid)
+    took, answer = await _timed_chat(http, url, body, 1)
+    return took, process_cpu_seconds(pid) - cpu0, answer
+
+
 async def _three_rounds(
-    http: aiohttp.ClientSession, client: Client, gateway: str, worker: str, script: str, reps: int
-) -> dict[str, float]:
-    """Interleaved samples: the 3-round loop through the gateway, one model call straight to the worker
-    (the same script, the gateway's function tools), one direct `echo` call."""
-    loop_body, worker_body = _chat("echo", script), _chat("echo", script, function_tools=True)
-    loops, calls, echoes = [], [], []
+    http: aiohttp.ClientSession, client: Client, gateway: str, pid: int, worker: str, script: str, reps: int
+) -> dict[str, dict[str, float]]:
+    """Interleaved samples: the 3-round loop through the gateway as a chat request and as a Responses
+    request (stored, the default, and with `store: false`), one model call straight to the worker (the
+    same script, the gateway's function tools), one direct `echo` call. Per kind: wall times, and the
+    gateway's CPU time per loop request (its CPU time over that kind's requests, which were served one at
+    a time, divided by their number)."""
+    responses = {"model": "mock-model", "input": script, "tools": [_mcp_tool("echo")]}
+    bodies = {
+        "chat": (f"{gateway}/v1/chat/completions", _chat("echo", script)),
+        "responses": (f"{gateway}/v1/responses", responses),
+        "responses_nostore": (f"{gateway}/v1/responses", responses | {"store": False}),
+    }
+    worker_body = _chat("echo", script, function_tools=True)
+    loops: dict[str, list[float]] = {k: [] for k in bodies}
+    cpu: dict[str, float] = dict.fromkeys(bodies, 0.0)
+    calls, echoes = [], []
     for i in range(reps + 2):  # the first 2 rounds warm up
-        took, answer = await _timed_chat(http, f"{gateway}/v1/chat/completions", loop_body, 1)
-        _check_loop(answer, 3, 4)
+        order = list(bodies)[i % 3 :] + list(bodies)[: i % 3]  # each kind first in turn
+        for kind in order:
+            url, body = bodies[kind]
+            took, spent, answer = await _cpu_timed(http, url, body, pid)
+            (_check_loop if kind == "chat" else _check_responses_loop)(answer, 3, 4)
+            if i >= 2:
+                loops[kind].append(took / 1000)  # _timed_chat gives milliseconds
+                cpu[kind] += spent
         call, _ = await _timed_chat(http, f"{worker}/v1/chat/completions", worker_body, 1)
         t0 = time.perf_counter()
         await client.call_tool("echo", {"text": "a"})
         if i >= 2:
             echoes.append(time.perf_counter() - t0)
-            loops.append(took / 1000)  # _timed_chat gives milliseconds
             calls.append(call / 1000)
-    loop, worker_call, tools = _ms(loops), _ms(calls), 3 * _ms(echoes)
-    return {
-        "loop_ms": loop,
-        "worker_call_ms": worker_call,
-        "worker_ms": 4 * worker_call,
-        "tools_ms": tools,
-        "added_ms": loop - 4 * worker_call - tools,
-    }
+    worker_call, tools = _ms(calls), 3 * _ms(echoes)
+    out = {}
+    for kind, samples in loops.items():
+        loop = _ms(samples)
+        out[kind] = {
+            "loop_ms": loop,
+            "worker_call_ms": worker_call,
+            "worker_ms": 4 * worker_call,
+            "tools_ms": tools,
+            "added_ms": loop - 4 * worker_call - tools,
+            "cpu_ms": cpu[kind] / len(samples) * 1000,
+        }
+    return out
 
 
 def _check_loop(answer: Any, calls: int, iterations: int) -> None:
@@ -148,7 +183,19 @@ def _check_loop(answer: Any, calls: int, iterations: int) -> None:
         raise RuntimeError(f"the tool loop did not run as scripted: {ext}")
 
 
-async def _measure(gateway: str, worker: str, http_url: str, smoke: bool) -> dict[str, Any]:
+def _check_responses_loop(answer: Any, calls: int, iterations: int) -> None:
+    """A Responses answer of a loop that ran as scripted: completed, the server listed once, ``calls``
+    completed `mcp_call` items, a final message."""
+    _check_loop(answer, calls, iterations)
+    kinds = [item["type"] for item in answer.get("output", [])]
+    done = [i for i in answer["output"] if i["type"] == "mcp_call" and i.get("status") == "completed"]
+    if answer.get("status") != "completed" or kinds.count("mcp_list_tools") != 1 or len(done) != calls:
+        raise RuntimeError(f"the Responses tool loop did not run as scripted: {kinds} {answer.get('status')}")
+    if kinds[-1] != "message":
+        raise RuntimeError(f"the Responses tool loop ended without a message: {kinds}")
+
+
+async def _measure(gateway: str, pid: int, worker: str, http_url: str, smoke: bool) -> dict[str, Any]:
     n, reps = (20, 2) if smoke else (200, 5)
     out: dict[str, Any] = {}
     stdio = StdioServerParameters(command=FAULTS[0], args=[*FAULTS[1:], "stdio"], cwd=str(REPO))
@@ -167,7 +214,10 @@ async def _measure(gateway: str, worker: str, http_url: str, smoke: bool) -> dic
         script = "\n".join(f'CALL fhttp__echo {{"text": "{x}"}}\nNEXT' for x in "abc")
         rounds = 5 if smoke else 60
         async with Client(http_url) as client:
-            out["three_rounds"] = await _three_rounds(http, client, gateway, worker, script, rounds)
+            loops = await _three_rounds(http, client, gateway, pid, worker, script, rounds)
+        out["three_rounds"] = loops["chat"]
+        out["three_rounds_responses"] = loops["responses"]
+        out["three_rounds_responses_nostore"] = loops["responses_nostore"]
     return out
 
 
@@ -217,7 +267,8 @@ def measure(*, smoke: bool, gw_core: int | None, logdir: Path) -> dict[str, Any]
         procs.append(gateway)
         # the gateway runs on uvloop when it is installed: so does the direct client, for a fair comparison
         runner: Any = asyncio.run if uvloop is None else uvloop.run
-        return runner(_measure(gateway.url, worker.url, faults.url, smoke))  # type: ignore[no-any-return]
+        coro = _measure(gateway.url, gateway.pid, worker.url, faults.url, smoke)
+        return runner(coro)  # type: ignore[no-any-return]
     finally:
         for proc in reversed(procs):
             stop_proc(proc)

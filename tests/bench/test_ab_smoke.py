@@ -32,6 +32,25 @@ def test_the_ab_bench_compares_two_trees_and_reports_the_paired_difference() -> 
     assert any(line.startswith("b - a c16: median ") and "1 rounds lower" in line for line in lines)
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_one_tree_with_the_responses_scenarios_reports_responses_beside_chat() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ab", f"smg={REPO}", "--responses", "--rounds", "1", "--seconds", "1"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    for scenario in ("c16", "resp16", "resp_nostore16", "stream16", "resp_stream16"):
+        assert any(line.startswith(f"smg {scenario} ") and " median " in line for line in lines), scenario
+    for pair in ("resp16 - c16", "resp_nostore16 - c16", "resp_stream16 - stream16"):
+        assert any(line.startswith(f"smg {pair}: median ") and "1 rounds" in line for line in lines), pair
+
+
 def test_a_tree_without_the_package_is_refused() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.ab", f"a={REPO}", "b=/nonexistent"],

@@ -16,6 +16,7 @@ import pytest
 
 from bench.fastworker import READY_PREFIX, STREAM_CHUNKS
 from bench.load import ttfb_ms
+from bench.render import render
 from bench.report import summarize, verdicts
 from smg.testing.processes import spawn, stop, wait_for_line
 
@@ -144,3 +145,96 @@ def test_chunked_and_pipelined_request_bodies(fastworker: str) -> None:
     assert data.count(b"HTTP/1.1 200 OK") == 2
     assert b"text/event-stream" in data
     assert b"data: [DONE]" in data
+
+
+def _lua_body(script: str) -> dict[str, Any]:
+    """The JSON body a wrk script sends: its `wrk.body` concatenation, `filler` substituted."""
+    text = (REPO / "bench" / script).read_text()
+    filler = "lorem ipsum dolor sit amet " * 32
+    assert 'string.rep("lorem ipsum dolor sit amet ", 32)' in text
+    expr = text.split("wrk.body = ", 1)[1].split("\ndofile", 1)[0]
+    parts = [p.strip() for p in expr.split("..")]
+    body = "".join(filler if p == "filler" else p.strip("'") for p in parts)
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed
+
+
+def test_the_responses_scripts_send_the_chat_scripts_content() -> None:
+    """Responses against chat compares the same request: `instructions` is chat's system message,
+    `input` its user message, `max_output_tokens` its `max_tokens`; streamed only in the stream scripts."""
+    chat, stream = _lua_body("chat.lua"), _lua_body("chat_stream.lua")
+    (system, user) = chat["messages"]
+    for script, extra in (
+        ("responses.lua", {}),
+        ("responses_nostore.lua", {"store": False}),
+        ("responses_stream.lua", {"stream": True}),
+    ):
+        body = _lua_body(script)
+        assert body == {
+            "model": chat["model"],
+            "instructions": system["content"],
+            "input": user["content"],
+            "max_output_tokens": chat["max_tokens"],
+            **extra,
+        }, script
+    assert stream == {**chat, "stream": True}
+
+
+def _report_input(with_responses: bool) -> dict[str, Any]:
+    smg = _run(3_000, 0.4, 200) | {"version": "0.1.0"}
+    smg["cpu_us"]["stream16"] = [300.0]
+    if with_responses:
+        for scen, cpu in (
+            ("resp16", [500.0, 420.0, 460.0]),
+            ("resp_nostore16", [250.0]),
+            ("resp_stream16", [600.0]),
+        ):
+            smg["runs"][scen] = [dict(smg["runs"]["c16"][0], rps=1_000.0)]
+            smg["cpu_us"][scen] = cpu
+    return {
+        "started": "2026-12-03T12:00:00+00:00",
+        "mode": "smoke",
+        "argv": ["python", "-m", "bench", "--smoke"],
+        "rounds": 1,
+        "seconds": 1.0,
+        "pinning": {"load": 0, "gateway": 1},
+        "machine": {
+            "cpu": "x",
+            "cores": 2,
+            "kernel": "k",
+            "python": "3.11",
+            "uvloop": "u",
+            "wrk": "w",
+            "load_avg_at_start": [0.0, 0.0, 0.0],
+        },
+        "targets": {"direct": _run(10_000, 0.1, 10), "smg": smg},
+        "errors": [],
+        "notes": [],
+        "skipped": [],
+    }
+
+
+def test_the_report_puts_the_responses_api_beside_chat() -> None:
+    res = _report_input(with_responses=True)
+    res["summary"] = summary = summarize(res)
+    res["verdicts"] = verdicts(res, summary)
+    smg = summary["smg"]
+    assert smg["cpu_us_resp16"] == 460.0  # the median of the rounds
+    assert smg["cpu_resp16_vs_chat"] == pytest.approx(460 / 200)
+    assert smg["cpu_resp_nostore16_vs_chat"] == pytest.approx(250 / 200)
+    assert smg["cpu_resp_stream16_vs_chat"] == pytest.approx(600 / 300)  # against chat's streamed run
+    assert "cpu_us_resp16" not in summary["direct"]
+    md = render(res)
+    assert "## The Responses API (smg)" in md
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    assert rows["Responses, stored (the default)"].endswith("| 1,000 | 460 | 500, 420, 460 | 2.30x |")
+    assert rows["Responses, `store: false`"].endswith("| 250 | 250 | 1.25x |")
+    assert rows["Responses, streamed, stored"].endswith("| 600 | 600 | 2.00x |")
+    assert rows["chat"].endswith("| 200 | 200 | 1.00x |")
+
+
+def test_a_run_without_the_responses_scenarios_has_no_responses_section() -> None:
+    res = _report_input(with_responses=False)
+    res["summary"] = summarize(res)
+    res["verdicts"] = verdicts(res, res["summary"])
+    assert "Responses API" not in render(res)

@@ -269,6 +269,15 @@ EMITTED = {
     ("smg_router_tokens_total", "type"): {"input", "output"},
     ("smg_mcp_loop_stops_total", "reason"): set(get_args(StopReason)),
     ("smg_http_requests_total", "method"): set(HTTP_METHODS) | {"other"},
+    ("smg_mcp_approvals_total", "decision"): {"requested", "approved", "denied"},
+    **{
+        (series, "endpoint"): {"chat", "responses", "completions", "embeddings"}
+        for series in (
+            "smg_router_requests_total",
+            "smg_router_request_duration_seconds_bucket",
+            "smg_router_request_errors_total",
+        )
+    },
 }
 _SELECTOR = re.compile(r"\b(smg_[a-z0-9_]+)\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
@@ -331,7 +340,7 @@ def test_dashboard_is_grafana_dashboard_json() -> None:
 def test_dashboard_has_the_seed_panels_and_the_worker_and_tool_loop_rows() -> None:
     dashboard = _dashboard()
     rows = {p["title"] for p in dashboard["panels"] if p["type"] == "row"}
-    assert {"Workers", "MCP tool loop"} <= rows
+    assert {"Workers", "MCP tool loop", "Endpoints"} <= rows
     exprs = "\n".join(_dashboard_exprs())
     for needle in (
         "sum(rate(smg_http_requests_total[",  # request rate
@@ -350,6 +359,42 @@ def test_dashboard_has_the_seed_panels_and_the_worker_and_tool_loop_rows() -> No
         "sum by (reason) (rate(smg_mcp_loop_stops_total",
     ):
         assert needle in exprs, needle
+
+
+def _panel_exprs(title: str) -> list[str]:
+    (panel,) = [p for p in _panels(_dashboard()) if p["title"] == title]
+    return [t["expr"] for t in panel["targets"]]
+
+
+def test_dashboard_shows_the_responses_api_beside_chat_and_the_approval_decisions() -> None:
+    """Requests, latency and errors split by ``endpoint`` (chat, responses, completions, embeddings: a
+    label smg sets per route, so no value is filtered out), and approvals by ``decision``."""
+    by_endpoint = {
+        "Requests by endpoint": "sum by (endpoint, streaming) (rate(smg_router_requests_total{",
+        "Latency p95 by endpoint": "histogram_quantile(0.95, sum by (endpoint, le) "
+        "(rate(smg_router_request_duration_seconds_bucket{",
+        "Error ratio by endpoint": "sum by (endpoint) (rate(smg_router_request_errors_total{",
+    }
+    for title, start in by_endpoint.items():
+        (expr,) = _panel_exprs(title)
+        assert expr.startswith(start), (title, expr)
+        assert "endpoint=" not in expr and "endpoint!=" not in expr, expr  # every endpoint is shown
+    (approvals,) = _panel_exprs("MCP approvals (Responses API)")
+    assert approvals == "sum by (decision) (rate(smg_mcp_approvals_total[$__rate_interval]))"
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    """Grafana places panels on a 24-column grid by ``gridPos``: two panels sharing a cell are drawn over
+    each other (a row header is a full-width line of its own, so a panel reaching into it too)."""
+    cells: dict[tuple[int, int], str] = {}
+    for panel in _panels(_dashboard()):
+        pos = panel["gridPos"]
+        if panel["type"] == "row":
+            assert pos["w"] == 24 and pos["h"] == 1 and pos["x"] == 0, panel["title"]
+        for y in range(pos["y"], pos["y"] + pos["h"]):
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                assert (x, y) not in cells, f"{panel['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = panel["title"]
 
 
 def test_every_dashboard_expression_parses_in_promtool(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ _MACROS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "5m"}
 TOOL_OK = 'CALL calc__evaluate {"expression": "2+2"}'
 TOOL_ERROR = 'CALL calc__evaluate {"expression": "x + 1"}'  # a name: calc refuses it (outcome="error")
 MCP_TOOLS = [{"type": "mcp", "server_label": "calc", "require_approval": "never"}]
+APPROVED_TOOLS = [{"type": "mcp", "server_label": "calc", "require_approval": "always"}]
 
 
 # SMG's guide writes its load distribution query with a plain `sum`, which drops the `job` and `instance`
@@ -126,6 +127,10 @@ def _admitted(send: Any) -> httpx.Response:
         time.sleep(0.02)
 
 
+def _responses(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    return _admitted(lambda: client.post("/v1/responses", json=body))
+
+
 class Workload:
     """Every kind of traffic the recipes need, once per round; counts the statuses it saw."""
 
@@ -149,7 +154,21 @@ class Workload:
         with ThreadPoolExecutor(max_workers=n) as pool:
             list(pool.map(one, range(n)))
 
+    def approvals(self, client: httpx.Client) -> None:
+        """A Responses request plain, and two held for approval: one approved, one denied."""
+        self._note("responses", _responses(client, {"model": "mock-model", "input": "hello there"}))
+        ask = {"model": "mock-model", "input": TOOL_OK, "tools": APPROVED_TOOLS}
+        for approve in (True, False):
+            held = self._note("approval", _responses(client, ask))
+            if held.status_code != 200:
+                continue
+            answer = {"type": "mcp_approval_response", "approve": approve}
+            answer["approval_request_id"] = held.json()["output"][-1]["id"]
+            follow = {"model": "mock-model", "previous_response_id": held.json()["id"], "input": [answer]}
+            self._note("approval", _responses(client, follow | {"tools": APPROVED_TOOLS}))
+
     def round(self, client: httpx.Client) -> None:
+        self.approvals(client)
         self._note("success", _chat(client, "hello there"))
         self._note("stream_usage", _chat(client, "one two three four", stream=True,
                                          stream_options={"include_usage": True}))  # fmt: skip
@@ -296,5 +315,6 @@ def test_every_monitoring_doc_recipe_returns_data_from_a_real_prometheus(
     assert float(open_breakers[0]["value"][1]) == 1.0
     assert seed_load == [], "the guide's own load distribution query matched after all: update the doc"
     assert workload.statuses["held"] >= {200}, workload.statuses
+    assert workload.statuses["approval"] == workload.statuses["responses"] == {200}, workload.statuses
     assert workload.rounds >= 2
     print(f"recipes with data (seconds after traffic start), {workload.rounds} rounds:\n{summary}")
