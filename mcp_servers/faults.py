@@ -19,10 +19,18 @@ Tools (all closed-world; "read-only" means no state outside the call changes):
   `image/png` block whose data is not base64; and `structured_content` although the tool declares
   no output schema [read-only, idempotent]. (Lone surrogates are left out: they cannot be encoded
   as UTF-8, so the SDK would fail before anything reached the wire.)
+- `progress(steps, label)` -> sends progress notifications `1..steps` of `steps` (message `"step i"`),
+  then never returns, like `hang`; a cancelled call is recorded under `label` [read-only].
+- `cancelled(label)` -> whether a `progress` call with that `label` was cancelled (the server saw the
+  cancellation) [read-only].
 - `set_tools(extra)` -> replaces the set of dynamically registered echo tools with `extra`, then
   announces `notifications/tools/list_changed`: to every `subscriptions/listen` stream that asked for
   it (2026-07-28 clients) and on the calling session (handshake-era clients) [destructive: it
   removes earlier dynamic tools; idempotent].
+
+Besides tools, one resource, `faults://about` (text/plain), one resource template
+`faults://echo/{text}` (its text is `text`), and one prompt, `greet(name)` (one user message
+`"Say hello to NAME."`), for clients that list and read them.
 
 Run: `python -m mcp_servers.faults --transport stdio|streamable-http|sse [--host H] [--port N]`.
 """
@@ -53,6 +61,7 @@ MAX_SLEEP_SECONDS = 3600.0
 MAX_DYNAMIC_TOOLS = 100
 BUILTIN_TOOLS = frozenset(
     {"echo", LONG_TOOL_NAME, "pid", "sleep", "flaky", "crash", "huge", "hang", "garbage", "set_tools"}
+    | {"progress", "cancelled"}
 )
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -163,6 +172,40 @@ def build_server() -> MCPServer[Any]:
             ],
             structured_content={"unexpected": [1, "two", None, {"nested": [[[]]]}], "\x00key": "\x1b[2J"},
         )
+
+    @server.resource("faults://about", mime_type="text/plain")
+    def about() -> str:
+        """What this server is for."""
+        return "faults: deliberately misbehaving tools for tests"
+
+    @server.resource("faults://echo/{text}", mime_type="text/plain")
+    def echo_resource(text: str) -> str:
+        """A resource whose text is its URI's last segment."""
+        return text
+
+    @server.prompt()
+    def greet(name: str) -> str:
+        """Ask the model to greet `name`."""
+        return f"Say hello to {name}."
+
+    cancelled_labels: set[str] = set()
+
+    @server.tool(name="progress", annotations=_READ_ONLY_VARYING)
+    async def progress_tool(steps: int, label: str, ctx: Context) -> str:
+        """Report progress 1..`steps`, then wait until cancelled; the cancellation is recorded."""
+        try:
+            for step in range(1, steps + 1):
+                await ctx.report_progress(step, steps, f"step {step}")
+            await anyio.Event().wait()
+        except anyio.get_cancelled_exc_class():
+            cancelled_labels.add(label)
+            raise
+        raise AssertionError("unreachable: nobody sets the event")
+
+    @server.tool(annotations=_READ_ONLY_VARYING)
+    def cancelled(label: str) -> bool:
+        """Whether a `progress` call with `label` was cancelled."""
+        return label in cancelled_labels
 
     @server.tool(
         annotations=ToolAnnotations(

@@ -11,7 +11,18 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from smg import __version__
-from smg.api import admin, chat, health, mcp_admin, models, openapi, passthrough, responses
+from smg.api import (
+    admin,
+    chat,
+    health,
+    keys_admin,
+    mcp_admin,
+    mcp_endpoint,
+    models,
+    openapi,
+    passthrough,
+    responses,
+)
 from smg.api.deps import attach
 from smg.api.errors import install_error_handlers
 from smg.api.middleware import CHAT_ROUTE, COMPLETIONS_ROUTE, EMBEDDINGS_ROUTE, EdgeMiddleware
@@ -40,14 +51,16 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if context is not None:
             attach(app, context)
-            with _frozen_heap():
-                yield
+            async with mcp_endpoint.serving(app):
+                with _frozen_heap():
+                    yield
             return
         try:
             async with build_context(settings, tracer_provider=provider) as ctx:
                 attach(app, ctx)
-                with _frozen_heap():
-                    yield
+                async with mcp_endpoint.serving(app):
+                    with _frozen_heap():
+                        yield
         finally:
             if provider is not None:
                 provider.shutdown()
@@ -61,15 +74,17 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    for module in (chat, passthrough, models, health, admin, mcp_admin, responses):
+    for module in (chat, passthrough, models, health, admin, mcp_admin, keys_admin, responses):
         app.include_router(module.router)
     # (regex, template) of every route, for labelling requests the edge refuses before routing.
     app.state.route_templates = [
         (route.path_regex, route.path)
-        for module in (chat, passthrough, models, health, admin, mcp_admin, responses)
+        for module in (chat, passthrough, models, health, admin, mcp_admin, keys_admin, responses)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]
+    app.router.routes.extend(mcp_endpoint.routes())  # the gateway's MCP endpoint (data plane)
+    app.state.route_templates += [(route.path_regex, route.path) for route in mcp_endpoint.routes()]
     install_error_handlers(app)
     openapi.install(app)
     direct: dict[str, ASGIApp] = {

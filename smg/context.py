@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
+from smg.keys.service import watched_keys
 from smg.mcp.control import McpControl
 from smg.mcp.registry.hosts import HostAllowList
 from smg.mcp.registry.store import SqliteRegistry
 from smg.mcp.registry.yaml_config import static_servers
 from smg.mcp.runtime.pool import McpPool
+from smg.mcp.runtime.request_servers import RequestServers
 from smg.observability.metrics import Metrics
 from smg.observability.observers import (
     ApprovalMetrics,
@@ -196,6 +198,7 @@ async def build_context(
             observer=http_observer,
         )
         database = _database_path(settings, stack)
+        keys = await stack.enter_async_context(watched_keys(database, http_observer, StorageMetrics(metrics)))
         mcp = await _mcp_control(settings, stack, metrics, database, clock=clock, tracing=tracing)
         budgets = LoopBudgets(
             max_iterations=settings.mcp.max_iterations,
@@ -215,20 +218,17 @@ async def build_context(
             ("smg-health-prober", pool.run_prober()),
             ("smg-mcp-registry-watch", mcp.run_sync_loop(settings.mcp.registry_poll_secs)),
         ):
-            task = asyncio.create_task(job, name=name)
-            stack.callback(task.cancel)
+            stack.callback(asyncio.create_task(job, name=name).cancel)
         if watcher is not None:
             stack.callback(asyncio.create_task(watcher.run(), name="smg-worker-file-watch").cancel)
         completions, embeddings = passthrough_services(
-            dispatcher,
-            observer=lambda endpoint: RouterMetrics(metrics, endpoint=endpoint),
-            tracer=tracing,
+            dispatcher, observer=lambda endpoint: RouterMetrics(metrics, endpoint=endpoint), tracer=tracing
         )
         yield AppContext(
             settings=settings,
             metrics=metrics,
             http_observer=http_observer,
-            auth=KeyAuth(settings.auth.api_keys, settings.auth.admin_api_keys),
+            auth=KeyAuth(settings.auth.api_keys, settings.auth.admin_api_keys, keys=keys),
             admission=admission,
             pool=pool,
             dispatcher=dispatcher,
@@ -237,20 +237,19 @@ async def build_context(
             ),
             completions=completions,
             embeddings=embeddings,
-            responses=ResponsesService(
-                tool_loop,
-                SqliteResponseStore(
-                    database,
-                    ttl_secs=settings.responses.ttl_secs,
-                    max_responses=settings.responses.max_stored,
-                    observer=StorageMetrics(metrics),
-                ),
-                catalog=mcp,
-                budgets=budgets,
-                observer=RouterMetrics(metrics, endpoint="responses"),
-                tracer=tracing,
-                policy=dispatcher.policy_name,
-                approvals=ApprovalMetrics(metrics),
+            responses=await stack.enter_async_context(  # its background runs end before what they use
+                ResponsesService(
+                    tool_loop,
+                    SqliteResponseStore.configured(database, settings.responses, StorageMetrics(metrics)),
+                    catalog=mcp,
+                    budgets=budgets,
+                    observer=RouterMetrics(metrics, endpoint="responses"),
+                    tracer=tracing,
+                    policy=dispatcher.policy_name,
+                    approvals=ApprovalMetrics(metrics),
+                    request_servers=RequestServers.of(settings.mcp, McpMetrics(metrics)),
+                    max_background=settings.responses.max_background,
+                )
             ),
             mcp=mcp,
             tracing=tracing,
@@ -259,7 +258,7 @@ async def build_context(
 
 
 def _database_path(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
-    """The gateway's database file: the MCP registry's, which stored responses share (ADR 0013)."""
+    """The gateway's database file: the MCP registry's, which stored responses and keys share (ADR 0013)."""
     path = settings.mcp.registry_path
     if path is None:  # no registry file configured: a private one that lives as long as the context
         path = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smg-mcp-"))) / "mcp.db")

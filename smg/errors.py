@@ -8,17 +8,22 @@
     |                                 400     too_many_messages, too_many_tools, duplicate_json_key
     +-- AuthenticationError           401     invalid_api_key
     +-- PermissionDenied              403     forbidden
+    |   +-- ModelForbidden            403     model_forbidden  (the key's scope)
+    |   +-- McpServerForbidden        403     mcp_server_forbidden  (the key's scope)
     +-- NotFound                      404     (base for the next three)
     |   +-- UnknownUrl                404     unknown_url
     |   +-- ModelNotFound             404     model_not_found
     |   +-- WorkerNotFound            404     worker_not_found
     |   +-- ResponseNotFound          404     response_not_found
+    |   +-- KeyNotFound               404     key_not_found
     +-- MethodNotAllowed              405     method_not_allowed
-    +-- Conflict                      409     (e.g. worker_exists)
+    +-- Conflict                      409     (e.g. worker_exists, key_exists)
     +-- PayloadTooLarge               413     payload_too_large
     +-- RequestHeadTooLarge           431     request_header_too_large  (written by the HTTP protocol)
     +-- AdmissionQueueFull            429     admission_queue_full  (+ Retry-After)
+    +-- KeyRateLimited                429     key_rate_limited  (+ Retry-After)
     +-- ResponseStoreError            500     response_store_error
+    +-- KeyStoreError                 500     key_store_error
     +-- UpstreamError                 5xx     (base: something between us and a worker failed)
     |   +-- UpstreamConnectError      502     upstream_unavailable
     |   +-- UpstreamProtocolError     502     upstream_protocol_error
@@ -82,6 +87,26 @@ class PermissionDenied(SmgError):
     type = "permission_error"
 
 
+class ModelForbidden(PermissionDenied):
+    """The key's scope does not include the model the request names."""
+
+    code = "model_forbidden"
+
+    def __init__(self, model: str, *, key: str | None = None) -> None:
+        super().__init__(f"the API key {key!r} may not use the model {model!r}", param="model")
+        self.model = model
+
+
+class McpServerForbidden(PermissionDenied):
+    """The key's scope does not include the MCP server (or tool) the request names."""
+
+    code = "mcp_server_forbidden"
+
+    def __init__(self, message: str, *, server: str | None = None, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.server = server
+
+
 class NotFound(SmgError):
     status = 404
     code = "not_found"
@@ -124,6 +149,24 @@ class ResponseStoreError(SmgError):
         self.path = path
 
 
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no API key named {name!r}", param="name")
+        self.name = name
+
+
+class KeyStoreError(SmgError):
+    """The stored keys' database failed (names the path, never a stored value)."""
+
+    code = "key_store_error"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"stored API keys at {path}: {message}" if path else f"stored API keys: {message}")
+        self.path = path
+
+
 class MethodNotAllowed(SmgError):
     status = 405
     code = "method_not_allowed"
@@ -138,6 +181,14 @@ class Conflict(SmgError):
 
 class WorkerExists(Conflict):
     code = "worker_exists"
+
+
+class KeyExists(Conflict):
+    code = "key_exists"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an API key named {name!r} exists (revoked keys keep their name)", param="name")
+        self.name = name
 
 
 class PayloadTooLarge(SmgError):
@@ -158,6 +209,21 @@ class RequestHeadTooLarge(SmgError):
 class AdmissionQueueFull(SmgError):
     status = 429
     code = "admission_queue_full"
+    type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_secs: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_secs = retry_after_secs
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_secs)}
+
+
+class KeyRateLimited(SmgError):
+    """The key's ``rpm`` is used up; ``Retry-After`` says when its next request is allowed."""
+
+    status = 429
+    code = "key_rate_limited"
     type = "rate_limit_error"
 
     def __init__(self, message: str, *, retry_after_secs: int = 1) -> None:

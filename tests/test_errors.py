@@ -15,7 +15,13 @@ from smg.errors import (
     Conflict,
     InvalidJson,
     InvalidRequest,
+    KeyExists,
+    KeyNotFound,
+    KeyRateLimited,
+    KeyStoreError,
+    McpServerForbidden,
     MethodNotAllowed,
+    ModelForbidden,
     ModelNotFound,
     NoAvailableWorkers,
     NotFound,
@@ -43,6 +49,12 @@ TABLE: list[tuple[type[SmgError], int, str, str]] = [
     (InvalidJson, 400, "invalid_json", "invalid_request_error"),
     (AuthenticationError, 401, "invalid_api_key", "authentication_error"),
     (PermissionDenied, 403, "forbidden", "permission_error"),
+    (ModelForbidden, 403, "model_forbidden", "permission_error"),
+    (McpServerForbidden, 403, "mcp_server_forbidden", "permission_error"),
+    (KeyNotFound, 404, "key_not_found", "invalid_request_error"),
+    (KeyExists, 409, "key_exists", "invalid_request_error"),
+    (KeyRateLimited, 429, "key_rate_limited", "rate_limit_error"),
+    (KeyStoreError, 500, "key_store_error", "server_error"),
     (NotFound, 404, "not_found", "invalid_request_error"),
     (UnknownUrl, 404, "unknown_url", "invalid_request_error"),
     (ModelNotFound, 404, "model_not_found", "invalid_request_error"),
@@ -93,6 +105,10 @@ def test_every_error_class_in_the_module_is_in_the_table() -> None:
         (ModelNotFound, NotFound),
         (WorkerNotFound, NotFound),
         (WorkerExists, Conflict),
+        (KeyExists, Conflict),
+        (KeyNotFound, NotFound),
+        (ModelForbidden, PermissionDenied),
+        (McpServerForbidden, PermissionDenied),
         (UpstreamConnectError, UpstreamError),
         (UpstreamProtocolError, UpstreamError),
         (UpstreamTimeout, UpstreamError),
@@ -116,7 +132,13 @@ def test_admission_queue_full_asks_for_retry_after() -> None:
     assert err.headers() == {"Retry-After": "6"}
 
 
-@pytest.mark.parametrize("cls", [row[0] for row in TABLE if row[0] is not AdmissionQueueFull])
+def test_a_key_over_its_rate_asks_for_retry_after() -> None:
+    assert KeyRateLimited("slow down", retry_after_secs=3).headers() == {"Retry-After": "3"}
+
+
+@pytest.mark.parametrize(
+    "cls", [row[0] for row in TABLE if row[0] not in (AdmissionQueueFull, KeyRateLimited)]
+)
 def test_other_errors_ask_for_no_extra_headers(cls: type[SmgError]) -> None:
     err = ModelNotFound("m") if cls is ModelNotFound else cls("x")
 

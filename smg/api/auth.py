@@ -1,4 +1,6 @@
-"""API keys: data-plane keys for /v1/*, admin keys for the control plane. Comparison is constant-time."""
+"""API keys: data-plane keys for /v1/*, admin keys for the control plane. ``--api-key`` and
+``--admin-api-key`` values are compared in constant time; stored keys (`smg.keys`) are looked up by the
+SHA-256 of the presented key."""
 
 from __future__ import annotations
 
@@ -7,14 +9,23 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 
 from smg.errors import AuthenticationError, PermissionDenied
+from smg.keys.ring import KeyRing
+from smg.keys.scope import KeyScope
+from smg.keys.service import Keys
 
 DATA, ADMIN, OPEN = "data", "admin", "open"
-_ADMIN_PREFIXES = ("/workers", "/mcp")
+_ADMIN_PREFIXES = ("/workers", "/mcp", "/keys")
+# The gateway's MCP endpoint (`smg.api.mcp_endpoint`): under /mcp, but for data keys.
+_MCP_ENDPOINT = ("/mcp", "/mcp/")
+_MCP_SCOPED = "/mcp/scoped/"
 
 
 def plane_of(path: str) -> str:
-    """Which plane a path belongs to: data (/v1/...), admin (/workers, /mcp) or open (probes, docs)."""
+    """Which plane a path belongs to: data (/v1/..., the MCP endpoint /mcp and /mcp/scoped/...), admin
+    (/workers, the rest of /mcp, /keys) or open (probes, docs)."""
     if path.startswith("/v1/"):
+        return DATA
+    if path in _MCP_ENDPOINT or path.startswith(_MCP_SCOPED):
         return DATA
     if path.startswith(_ADMIN_PREFIXES):
         return ADMIN
@@ -52,32 +63,44 @@ def presented_key(headers: Mapping[bytes, bytes]) -> bytes | None:
 class KeyAuth:
     """Checks one request's key against its plane.
 
-    Data plane: open when no ``--api-key`` is set, else one of them is required.
+    Data plane: open when no ``--api-key`` is set and the ``keys`` ring holds no stored key (in any
+    state: revoking the last key never opens it); else an ``--api-key`` value (unrestricted) or an
+    active stored key (its scope) is required.
+    ``keys``: the stored keys (none: only the flags' keys exist).
     Admin plane: one of ``--admin-api-key`` is required; a data key gets 403. With no admin key
     configured the admin plane answers loopback clients only.
     """
 
-    def __init__(self, api_keys: Sequence[str], admin_keys: Sequence[str]) -> None:
+    def __init__(
+        self, api_keys: Sequence[str], admin_keys: Sequence[str], *, keys: Keys | None = None
+    ) -> None:
         self._data = [k.encode() for k in api_keys]
         self._admin = [k.encode() for k in admin_keys]
+        self.keys = keys  # the stored keys and their admin operations (`smg.api.keys_admin`)
+        self._keys = keys.ring if keys is not None else KeyRing()
 
-    def check(self, plane: str, headers: Mapping[bytes, bytes], client_host: str | None) -> None:
-        """Raises AuthenticationError (401) or PermissionDenied (403)."""
+    def check(self, plane: str, headers: Mapping[bytes, bytes], client_host: str | None) -> KeyScope | None:
+        """The scope of the stored key presented (None: unrestricted, or not the data plane). Raises
+        AuthenticationError (401), PermissionDenied (403) and KeyRateLimited (429)."""
         if plane == OPEN:
-            return
+            return None
         key = presented_key(headers)
         if plane == DATA:
-            if self._data and (key is None or not _matches(key, self._data)):
+            if self._data and key is not None and _matches(key, self._data):
+                return None
+            if self._keys.stored:
+                return self._keys.admit(key)
+            if self._data:
                 raise AuthenticationError("missing or invalid API key" if key is None else "invalid API key")
-            return
+            return None
         if not self._admin:
             if not _is_loopback(client_host):
                 raise PermissionDenied(
                     "the admin API answers loopback clients only unless --admin-api-key is set"
                 )
-            return
+            return None
         if key is not None and _matches(key, self._admin):
-            return
-        if key is not None and _matches(key, self._data):
+            return None
+        if key is not None and (_matches(key, self._data) or self._keys.knows(key)):
             raise PermissionDenied("a data-plane key cannot use the admin API")
         raise AuthenticationError("missing or invalid admin API key")

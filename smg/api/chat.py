@@ -19,6 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from smg.api.middleware import CHAT_ROUTE, printable
 from smg.errors import InvalidRequest
+from smg.keys.rules import require_model
+from smg.keys.scope import scope_of
 from smg.protocol import parse_chat_request
 
 if TYPE_CHECKING:
@@ -118,13 +120,16 @@ async def serve_chat(scope: Scope, receive: Receive, send: Send) -> None:
     chat = parse_chat_request(
         await read_body(receive), headers=upstream_headers(scope), limits=ctx.request_limits
     )
+    key_scope = scope_of(scope)
+    if key_scope.models is not None:  # the hot path: no call for an unrestricted caller
+        require_model(key_scope, chat.model)
     if not chat.stream:
-        done = await ctx.chat.complete(chat)
+        done = await ctx.chat.complete(chat, scope=key_scope)
         headers = body_headers(done.status, done.content_type, len(done.body))
         await send({"type": "http.response.start", "status": done.status, "headers": headers})
         await send({"type": "http.response.body", "body": done.body})
         return
-    chunks = await ctx.chat.stream(chat)
+    chunks = await ctx.chat.stream(chat, scope=key_scope)
     # A stream lasts as long as its reader is slow: hold none of the request while relaying (the
     # worker has it; a tool loop keeps what it needs itself).
     del chat

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from smg.api.admin import WorkersContext
 from smg.api.chat import ChatContext
 from smg.api.health import ReadinessContext
+from smg.api.keys_admin import KeysContext
 from smg.api.mcp_admin import McpContext
 from smg.api.middleware import Edge
 from smg.api.models import ModelsContext
@@ -31,6 +32,7 @@ class ApiContext(
     ModelsContext,
     ReadinessContext,
     McpContext,
+    KeysContext,
     ResponsesContext,
     Protocol,
 ):

@@ -93,7 +93,7 @@ async def refresh_tools(name: str, request: Request) -> dict[str, Any]:
 async def call_tool(name: str, tool: str, body: CallBody, request: Request) -> dict[str, Any]:
     control = _control(request)
     control.get(name)
-    outcome = await control.pool.call_tool(name, tool, body.arguments)
+    outcome = await control.pool.call_tool(name, tool, body.arguments, caller="admin")
     return {
         "server": outcome.server,
         "tool": outcome.tool,

@@ -17,6 +17,7 @@ from smg.api.admission import Admission
 from smg.api.auth import DATA, KeyAuth, plane_of
 from smg.api.errors import error_response
 from smg.errors import InvalidRequest, PayloadTooLarge, SmgError
+from smg.keys.scope import attach
 from smg.spans import ServerSpan, Tracer
 
 log = logging.getLogger("smg.api")
@@ -139,7 +140,9 @@ class EdgeMiddleware:
     ) -> None:
         plane = plane_of(scope["path"])
         client = scope.get("client")
-        edge.auth.check(plane, headers, client[0] if client else None)
+        found = edge.auth.check(plane, headers, client[0] if client else None)
+        if found is not None:  # a stored key's scope; without one the decisions read UNRESTRICTED
+            attach(scope, found)
         receive = _limit_body(edge.max_body, headers, receive)
         if plane != DATA:
             await app(scope, receive, send)

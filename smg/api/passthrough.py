@@ -16,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from smg.api.chat import body_headers, read_body, send_stream, upstream_headers
 from smg.api.middleware import COMPLETIONS_ROUTE, EMBEDDINGS_ROUTE
+from smg.keys.rules import require_model
+from smg.keys.scope import scope_of
 from smg.protocol import parse_passthrough_request
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ async def serve_completions(scope: Scope, receive: Receive, send: Send) -> None:
     request = parse_passthrough_request(
         await read_body(receive), headers=upstream_headers(scope), prompt="prompt"
     )
+    require_model(scope_of(scope), request.model)
     if request.stream:
         chunks = await ctx.completions.stream(request)
         del request  # a stream lasts as long as its reader is slow: the worker has the request
@@ -73,6 +76,7 @@ async def serve_embeddings(scope: Scope, receive: Receive, send: Send) -> None:
     request = parse_passthrough_request(
         await read_body(receive), headers=upstream_headers(scope), prompt="input"
     )
+    require_model(scope_of(scope), request.model)
     await _send_completed(send, await ctx.embeddings.complete(request))
 
 

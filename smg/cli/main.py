@@ -12,7 +12,7 @@ from smg import __version__
 from smg.errors import ConfigError
 from smg.settings import add_gateway_flags, settings_from_namespace
 
-_SUBCOMMANDS = ("launch", "demo", "workers", "mcp", "config")
+_SUBCOMMANDS = ("launch", "demo", "workers", "mcp", "keys", "config")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="log level of the demo gateway (default: warn); logs go to stderr",
     )
 
-    from smg.cli import config, mcp, workers
+    from smg.cli import config, keys, mcp, workers
 
     workers.add_parser(sub)
     mcp.add_parser(sub)
+    keys.add_parser(sub)
     config.add_parser(sub)
     return parser
 

@@ -4,10 +4,13 @@
   the registry store (`store`), host allow-list (`hosts`), tool naming (`naming`), registration checks
   (`validate`) and redacted views (`views`).
 - `smg.mcp.runtime`: talking to them. One owner task per session (`connection`), the pool (`pool`),
+  the servers one request defines, connected for it alone (`request_servers`, `scoped`),
   transports (`transports`, `http_transport`, `stdio`, `stdio_client`, `stdio_exec`), bounded framing
   (`framing`, `http_limits`, `sse_filter`), calls, tool inventory and conversion (`calls`, `tools`,
-  `convert`), retry policies (`retrying`), telemetry hooks (`hooks`) and probes (`probe`).
+  `convert`), the breaker and replays around a call (`guarded`), retry policies (`retrying`), telemetry
+  hooks (`hooks`), upstream tool-list changes (`watch`) and probes (`probe`).
 - `smg.mcp.control.McpControl`: what is served (registry plus YAML, synced onto the pool).
+- `smg.mcp.endpoint`: the gateway as an MCP server for MCP clients (``/mcp``), on the SDK's server side.
 
 Never imports `smg.api`, `smg.routing`, `smg.workers`, web frameworks or telemetry libraries (telemetry
 goes through hooks). Names below are imported on first use, so importing `smg.mcp` loads neither the

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 import anyio
@@ -61,6 +61,7 @@ class McpControl:
         self._always: tuple[str, ...] = ()
         self._aliases: Mapping[str, Mapping[str, str]] = MappingProxyType({})
         self._lock = anyio.Lock()
+        self._listeners: dict[object, Callable[[], None]] = {}
 
     @property
     def pool(self) -> McpPool:
@@ -105,11 +106,26 @@ class McpControl:
                 specs[spec.name] = spec
             specs = {name: spec for name, spec in specs.items() if self._allowed(spec)}
             await self._pool.reconcile(specs.values())
+            changed = specs != dict(self._specs)
             self._specs = MappingProxyType(specs)
             self._always = tuple(name for name, s in sorted(specs.items()) if s.expose == "always")
             self._aliases = MappingProxyType({name: s.aliases for name, s in specs.items() if s.aliases})
             self._version = version
-            return True
+        if changed:
+            for listener in list(self._listeners.values()):
+                listener()
+        return True
+
+    def watch(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` (on the event loop; it must not block or raise) whenever the served servers
+        change: added, removed or redefined. Returns its removal."""
+        token = object()
+        self._listeners[token] = listener
+
+        def unwatch() -> None:
+            self._listeners.pop(token, None)
+
+        return unwatch
 
     def _allowed(self, spec: ServerSpec) -> bool:
         """Whether ``spec`` may be served; a refused one is logged (once while it stays unchanged)."""

@@ -7,11 +7,21 @@ from typing import Any, Literal, Protocol
 
 ToolStatus = Literal["ok", "error", "timeout", "unavailable", "breaker_open", "invalid_arguments"]
 ServerState = Literal["connecting", "connected", "reconnecting", "failed", "closed"]
+Caller = Literal["loop", "mcp_client", "admin"]
+"""Who made a tool call: a chat or Responses tool loop, an MCP client of the gateway's ``/mcp``
+endpoint, or the admin API. Metrics and spans carry it (a closed set: a bounded label)."""
+
+
+class Progress(Protocol):
+    """Receives the server's progress notifications of one call."""
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None: ...
 
 
 @dataclass(frozen=True)
 class ToolInfo:
-    """One tool of one MCP server, as listed by it. Hints come from the tool's MCP annotations."""
+    """One tool of one MCP server, as listed by it. Hints come from the tool's MCP annotations;
+    ``annotations`` keeps them (and ``title``) as the server sent them, for the gateway's MCP endpoint."""
 
     server: str
     name: str
@@ -20,6 +30,8 @@ class ToolInfo:
     read_only: bool = False
     idempotent: bool = False
     destructive: bool = False
+    title: str | None = None
+    annotations: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def retry_safe(self) -> bool:
@@ -79,8 +91,18 @@ class McpRuntime(Protocol):
         """
         ...
 
-    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
+    async def call_tool(
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        caller: Caller = "loop",
+        progress: Progress | None = None,
+    ) -> ToolOutcome:
         """Call one tool with its timeout (per-tool override, else the server default). Never raises for
         tool-side failures (they become a ToolOutcome with a non-ok status); unknown server raises
-        `McpServerNotFound`. Retries only when the tool is `retry_safe`."""
+        `McpServerNotFound`. Retries only when the tool is `retry_safe`. ``caller`` labels the call's
+        telemetry; ``progress`` receives the server's progress notifications. Cancelling the caller
+        cancels the call on the server (the SDK sends ``notifications/cancelled``)."""
         ...

@@ -103,7 +103,12 @@ class Metrics:
             "smg_http_responses", "HTTP responses", ["path", "status_code", "error_code"], registry=r
         )
         self.http_connections = Gauge("smg_http_connections_active", "HTTP requests in progress", registry=r)
-        self.http_rate_limit = Counter("smg_http_rate_limit", "Admission decisions", ["decision"], registry=r)
+        self.http_rate_limit = Counter(
+            "smg_http_rate_limit", "Admission and key rate decisions", ["decision"], registry=r
+        )
+        self.http_key_rate_limit = Counter(
+            "smg_http_key_rate_limit", "Requests refused over their key's rpm", ["key"], registry=r
+        )
         self.admission_queue_depth = Gauge("smg_http_admission_queue_depth", "Requests waiting", registry=r)
         self.admission_inflight = Gauge(
             "smg_http_admission_inflight", "Requests holding a permit", registry=r
@@ -170,14 +175,15 @@ class Metrics:
         # Layer 5: MCP
         self.mcp_tool_calls = Counter(
             "smg_mcp_tool_calls",
-            "MCP tool calls; result is success or error, outcome the finer status",
-            ["server", "tool_name", "result", "outcome"],
+            "MCP tool calls; result is success or error, outcome the finer status, caller loop, "
+            "mcp_client or admin",
+            ["server", "tool_name", "result", "outcome", "caller"],
             registry=r,
         )
         self.mcp_tool_duration = Histogram(
             "smg_mcp_tool_duration_seconds",
             "MCP tool call duration",
-            ["server", "tool_name"],
+            ["server", "tool_name", "caller"],
             buckets=b,
             registry=r,
         )
@@ -228,6 +234,7 @@ class Metrics:
         self.path_label = Bounded(64)
         self.model_label = ModelLabel()
         self.error_label = Bounded(64)
+        self.key_label = Bounded(1000)  # names of stored keys: set by the operator, never by a client
 
     def remove_worker(self, label: str) -> None:
         """Remove every series labelled ``worker=label``, of every family that has a ``worker`` label."""

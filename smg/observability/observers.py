@@ -13,7 +13,8 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OP
 
 
 class HttpMetrics:
-    """`smg.api.middleware.HttpObserver` backed by Prometheus metrics."""
+    """`smg.api.middleware.HttpObserver`, the admission's and the key ring's observer, backed by
+    Prometheus metrics."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
@@ -21,6 +22,7 @@ class HttpMetrics:
         self._duration = _Children(metrics.http_duration)
         self._responses = _Children(metrics.http_responses)
         self._decisions = _Children(metrics.http_rate_limit)
+        self._keys = _Children(metrics.http_key_rate_limit)
 
     @guarded
     def on_start(self) -> None:
@@ -40,6 +42,13 @@ class HttpMetrics:
     @guarded
     def on_admission(self, decision: str) -> None:
         self._decisions(decision).inc()
+
+    @guarded
+    def on_rate_limited(self, key: str) -> None:
+        """`smg.keys.ring.KeyObserver`: a request over its key's ``rpm`` (``key``: the key's name, never
+        the key)."""
+        self._decisions("rpm_rejected").inc()
+        self._keys(self._m.key_label(key)).inc()
 
     @guarded
     def on_queue(self, *, queued: int, inflight: int) -> None:
@@ -114,11 +123,11 @@ class McpMetrics:
         self._connected: set[str] = set()
 
     @guarded
-    def on_tool_call(self, server: str, tool: str, status: str, duration: float) -> None:
+    def on_tool_call(self, server: str, tool: str, status: str, duration: float, caller: str) -> None:
         m = self._m
         s, t = m.server_label(server), m.tool_label(tool)
-        m.mcp_tool_calls.labels(s, t, tool_result(status), status).inc()
-        m.mcp_tool_duration.labels(s, t).observe(duration)
+        m.mcp_tool_calls.labels(s, t, tool_result(status), status, caller).inc()
+        m.mcp_tool_duration.labels(s, t, caller).observe(duration)
 
     @guarded
     def on_reconnect(self, server: str) -> None:

@@ -1,29 +1,32 @@
-"""A finished response as OpenAI's Responses event stream (``stream: true``).
+"""OpenAI's Responses event stream (``stream: true``): numbered events as server-sent events.
 
-The events are produced from the finished response, so the stream is sent once the loop has ended (no
-token-by-token deltas yet); its sequence is OpenAI's: ``response.created``, ``response.in_progress``,
-then per output item ``response.output_item.added``, its own events, ``response.output_item.done``, and
-last ``response.completed`` (or ``response.incomplete``) with the whole response. ``sequence_number``
-counts from 0. Per item:
+`EventStream` numbers every event it writes (``sequence_number`` from 0, strictly increasing) and
+hands out output indexes in the order items are added. A whole item (one known before it is
+announced: ``mcp_list_tools``, an approved ``mcp_call``, the client's ``function_call``, an
+``mcp_approval_request``) is written by `EventStream.item` as ``response.output_item.added`` (the item
+as it starts), its own events, ``response.output_item.done``:
 
-- ``message``: ``content_part.added``, ``output_text.delta`` (the whole text), ``output_text.done``,
-  ``content_part.done``;
-- ``function_call``: ``function_call_arguments.delta`` and ``.done``;
-- ``mcp_list_tools``: ``mcp_list_tools.in_progress``, ``.completed``;
+- ``function_call``: ``function_call_arguments.delta`` (the whole arguments) and ``.done``;
+- ``mcp_list_tools``: ``mcp_list_tools.in_progress``, then ``.completed`` (``.failed`` for an item
+  with an ``error``);
 - ``mcp_call``: ``mcp_call_arguments.delta`` and ``.done``, ``mcp_call.in_progress``, then
   ``mcp_call.completed`` or ``mcp_call.failed``;
 - ``mcp_approval_request``: none (``output_item.added`` already shows it whole, as OpenAI sends it).
+
+Items produced while the model writes (a ``message``, an ``mcp_call`` that runs while the client
+watches) are written piece by piece by `smg.responses.live` with the same events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from smg.errors import SmgError
 
-def _started(item: dict[str, Any]) -> dict[str, Any]:
+
+def started(item: dict[str, Any]) -> dict[str, Any]:
     """The item as ``output_item.added`` shows it: nothing produced yet."""
     kind = item["type"]
     if kind == "message":
@@ -37,48 +40,67 @@ def _started(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _item_events(item: dict[str, Any], index: int) -> Iterator[dict[str, Any]]:
-    ref = {"item_id": item["id"], "output_index": index}
-    kind = item["type"]
-    if kind == "message":
-        for c, part in enumerate(item["content"]):
-            at = ref | {"content_index": c}
-            yield at | {"type": "response.content_part.added", "part": part | {"text": ""}}
-            yield at | {"type": "response.output_text.delta", "delta": part["text"], "logprobs": []}
-            yield at | {"type": "response.output_text.done", "text": part["text"], "logprobs": []}
-            yield at | {"type": "response.content_part.done", "part": part}
-    elif kind == "function_call":
-        yield ref | {"type": "response.function_call_arguments.delta", "delta": item["arguments"]}
-        yield ref | {"type": "response.function_call_arguments.done", "arguments": item["arguments"]}
-    elif kind == "mcp_list_tools":
-        yield ref | {"type": "response.mcp_list_tools.in_progress"}
-        yield ref | {"type": "response.mcp_list_tools.completed"}
-    elif kind == "mcp_call":
-        yield ref | {"type": "response.mcp_call_arguments.delta", "delta": item["arguments"]}
-        yield ref | {"type": "response.mcp_call_arguments.done", "arguments": item["arguments"]}
-        yield ref | {"type": "response.mcp_call.in_progress"}
+class EventStream:
+    """The numbered events of one response stream, each written as ``event:`` and ``data:`` lines.
+    Events are numbered as they are made and kept until `take`, so every event made is sent, in order,
+    even when the step that made it fails before it returns."""
+
+    def __init__(self) -> None:
+        self._number = 0
+        self._indexes = 0
+        self._made: list[bytes] = []
+
+    def take(self) -> bytes:
+        """The events made since the last `take`."""
+        out, self._made = b"".join(self._made), []
+        return out
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """One event of type ``kind``, numbered."""
+        event = {"type": kind, **fields, "sequence_number": self._number}
+        self._number += 1
+        self._made.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n")
+
+    def added(self, item: dict[str, Any]) -> int:
+        """``response.output_item.added`` of ``item`` (already in its started shape) at the next output
+        index, which it returns."""
+        index = self._indexes
+        self._indexes += 1
+        self.event("response.output_item.added", output_index=index, item=item)
+        return index
+
+    def item(self, item: dict[str, Any]) -> None:
+        """Every event of a whole item, at the next output index."""
+        index = self.added(started(item))
+        ref = {"item_id": item["id"], "output_index": index}
+        kind = item["type"]
+        if kind == "function_call":
+            self.event("response.function_call_arguments.delta", **ref, delta=item["arguments"])
+            self.event("response.function_call_arguments.done", **ref, arguments=item["arguments"])
+        elif kind == "mcp_list_tools":
+            self.event("response.mcp_list_tools.in_progress", **ref)
+            ended = "failed" if item.get("error") else "completed"
+            self.event(f"response.mcp_list_tools.{ended}", **ref)
+        elif kind == "mcp_call":
+            self.call_started(item, index)
+            self.call_ended(item, index)
+            return
+        self.event("response.output_item.done", output_index=index, item=item)
+
+    def call_started(self, item: dict[str, Any], index: int) -> None:
+        """The events of an ``mcp_call`` about to run: its arguments, then ``mcp_call.in_progress``."""
+        ref = {"item_id": item["id"], "output_index": index}
+        self.event("response.mcp_call_arguments.delta", **ref, delta=item["arguments"])
+        self.event("response.mcp_call_arguments.done", **ref, arguments=item["arguments"])
+        self.event("response.mcp_call.in_progress", **ref)
+
+    def call_ended(self, item: dict[str, Any], index: int) -> None:
+        """The events of an ``mcp_call`` that ran: ``mcp_call.completed`` or ``.failed``, then
+        ``output_item.done`` with the whole item."""
         ended = "completed" if item["status"] == "completed" else "failed"
-        yield ref | {"type": f"response.mcp_call.{ended}"}
+        self.event(f"response.mcp_call.{ended}", item_id=item["id"], output_index=index)
+        self.event("response.output_item.done", output_index=index, item=item)
 
-
-def response_events(response: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every event of ``response``'s stream, in order, numbered."""
-    opening = response | {"status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": opening},
-        {"type": "response.in_progress", "response": opening},
-    ]
-    for index, item in enumerate(response["output"]):
-        events.append({"type": "response.output_item.added", "output_index": index, "item": _started(item)})
-        events += _item_events(item, index)
-        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
-    final = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
-    events.append({"type": final, "response": response})
-    return [event | {"sequence_number": n} for n, event in enumerate(events)]
-
-
-def sse(events: list[dict[str, Any]]) -> bytes:
-    """The events as one server-sent-events body (``event:`` and ``data:`` lines, as OpenAI sends)."""
-    return b"".join(
-        b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n" for event in events
-    )
+    def error(self, exc: SmgError) -> None:
+        """OpenAI's ``error`` event (``ResponseErrorEvent``): what broke the stream."""
+        self.event("error", code=exc.code, message=exc.message, param=exc.param)

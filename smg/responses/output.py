@@ -18,6 +18,7 @@ from typing import Any
 from smg.mcp.types import ToolInfo
 from smg.responses.items import mcp_call_id, new_id, new_round_key
 from smg.responses.request import ResponsesRequest
+from smg.responses.text_format import echoed
 from smg.routing.accumulator import AccumulatedCall, calls_of_message
 from smg.routing.loop import LoopResult, LoopRound
 from smg.routing.tools import ToolPlan
@@ -163,29 +164,42 @@ def response_object(
     when the request arrived (Unix seconds)."""
     cut = result.reply["choices"][0].get("finish_reason") == "length"
     incomplete = cut or result.reason not in ("completed", "mixed_tool_calls")
+    return pending_object(request, response_id=response_id, created_at=created_at) | {
+        "status": "incomplete" if incomplete else "completed",
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "output": output,
+        "usage": usage_of(result.reply.get("usage")),
+        "smg": result.ledger.extension(result.reason),
+    }
+
+
+def pending_object(request: ResponsesRequest, *, response_id: str, created_at: int) -> dict[str, Any]:
+    """The Responses object of ``request`` before it has run: status ``queued``, no output (a
+    background response as its create call answers it)."""
     return {
         "id": response_id,
         "object": "response",
         "created_at": created_at,
-        "status": "incomplete" if incomplete else "completed",
+        "background": request.background,
+        "status": "queued",
         "error": None,
-        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "incomplete_details": None,
         "instructions": request.instructions,
         "max_output_tokens": request.max_output_tokens,
         "max_tool_calls": request.max_tool_calls,
         "metadata": request.metadata,
         "model": request.model,
-        "output": output,
+        "output": [],
         "parallel_tool_calls": True if request.parallel_tool_calls is None else request.parallel_tool_calls,
         "previous_response_id": request.previous_response_id,
         "store": request.store,
         "temperature": request.temperature,
-        "text": {"format": {"type": "text"}},
+        "text": echoed(request.text_format),
         "tool_choice": "auto" if request.tool_choice is None else request.tool_choice,
         "tools": request.tools,
         "top_p": request.top_p,
         "truncation": "disabled",
-        "usage": usage_of(result.reply.get("usage")),
+        "usage": None,
         "user": request.user,
-        "smg": result.ledger.extension(result.reason),
+        "smg": None,
     }

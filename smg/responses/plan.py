@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from smg.errors import InvalidRequest
+from smg.keys.scope import UNRESTRICTED, KeyScope
 from smg.mcp.types import McpRuntime
 from smg.responses.request import ResponsesRequest
 from smg.routing.tools import ToolPlan, resolve_tools
@@ -20,9 +21,12 @@ class ToolCatalog(Protocol):
     def aliases(self) -> Mapping[str, Mapping[str, str]]: ...
 
 
-async def plan_of(request: ResponsesRequest, runtime: McpRuntime, catalog: ToolCatalog) -> ToolPlan:
-    """The request's tools as a chat tool plan: ``mcp`` entries resolved on the registered servers,
-    function tools in chat's shape. Raises InvalidRequest, McpServerUnavailable."""
+async def plan_of(
+    request: ResponsesRequest, runtime: McpRuntime, catalog: ToolCatalog, *, scope: KeyScope = UNRESTRICTED
+) -> ToolPlan:
+    """The request's tools as a chat tool plan: ``mcp`` entries resolved on the registered servers
+    within the caller's key ``scope``, function tools in chat's shape. Raises InvalidRequest,
+    McpServerForbidden, McpServerUnavailable."""
     tools = [_chat_tool(t) for t in request.tools]
     body: dict[str, Any] = {"model": request.model, "messages": []}
     if tools:
@@ -37,7 +41,7 @@ async def plan_of(request: ResponsesRequest, runtime: McpRuntime, catalog: ToolC
     ):
         if value is not None:
             body[key] = value
-    plan = await resolve_tools(body, runtime, always=catalog.always(), aliases=catalog.aliases())
+    plan = await resolve_tools(body, runtime, always=catalog.always(), aliases=catalog.aliases(), scope=scope)
     client = frozenset(t["name"] for t in request.tools if t.get("type") == "function")
     if plan is None:
         return ToolPlan(body=body, function_tools=[], tools={}, client_tools=client)

@@ -2,8 +2,9 @@
 
 Every top-level field is either accepted (`ACCEPTED`) or refused with a 400 naming it: a field the
 gateway would not honour is never silently ignored. Fields of OpenAI's API that are not served yet
-(``background``, ``text``, ``reasoning``, ...) are refused the same way, except that one asking for
-nothing (`ACCEPTED_WHEN_EMPTY`: ``include`` empty or null) is accepted.
+(``reasoning``, ``truncation``, ...) are refused the same way, except that one asking for nothing
+(`ACCEPTED_WHEN_EMPTY`: ``include`` empty or null) is accepted. ``text`` is read by
+`smg.responses.text_format`; ``background`` needs ``store`` and refuses ``stream``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from smg.errors import InvalidRequest
 from smg.protocol import TooManyMessages, TooManyTools
 from smg.responses.approval import check_require_approval
 from smg.responses.items import normalise_input
+from smg.responses.remote_servers import split_server, unique_servers
+from smg.responses.text_format import parse_text
 
 if TYPE_CHECKING:
+    from smg.mcp.runtime.request_servers import RequestServer
     from smg.settings import RequestLimits
 
 ACCEPTED = frozenset(
@@ -36,6 +40,8 @@ ACCEPTED = frozenset(
         "previous_response_id",
         "metadata",
         "user",
+        "text",
+        "background",
     }
 )
 # Fields not served that ask for nothing when empty or null, so accepting them then honours them:
@@ -63,6 +69,10 @@ class ResponsesRequest:
     previous_response_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None
+    text_format: dict[str, Any] | None = None  # `smg.responses.text_format`; None: plain text
+    background: bool = False
+    # Servers the request defines (``server_url``), with their secrets: never echoed, stored or printed.
+    servers: tuple[RequestServer, ...] = field(default=(), repr=False)
 
 
 def _check(cond: bool, message: str, param: str) -> None:
@@ -78,9 +88,12 @@ def _optional(body: dict[str, Any], key: str, kinds: tuple[type, ...], what: str
     return value
 
 
-def _tools(raw: Any) -> list[dict[str, Any]]:
+def _tools(raw: Any) -> tuple[list[dict[str, Any]], tuple[RequestServer, ...]]:
+    """The tools as echoed (an ``mcp`` entry's secrets left out: `split_server`) and the servers the
+    request defines."""
     _check(raw is None or isinstance(raw, list), "'tools' must be an array", "tools")
     tools: list[dict[str, Any]] = list(raw or [])
+    servers: list[RequestServer] = []
     for i, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, dict) else None
         if kind == "function":
@@ -89,16 +102,19 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
             params = tool.get("parameters")
             _check(params is None or isinstance(params, dict), "must be an object", f"tools[{i}].parameters")
         elif kind == "mcp":
-            for key in ("server_url", "connector_id", "headers", "authorization"):
+            for key in ("connector_id", "tunnel_id"):
                 _check(
                     key not in tool,
-                    f"'{key}' is not supported: name a server registered with the gateway by 'server_label'",
+                    f"'{key}' is not supported: name a registered server by 'server_label', or give"
+                    " 'server_url'",
                     f"tools[{i}].{key}",
                 )
             check_require_approval(tool.get("require_approval"), f"tools[{i}].require_approval")
+            tools[i], server = split_server(tool, i)
+            servers += [server] if server is not None else []
         else:
             raise InvalidRequest("only 'function' and 'mcp' tools are supported", param=f"tools[{i}].type")
-    return tools
+    return tools, unique_servers(servers)
 
 
 def parse_responses_request(body: Any, *, limits: RequestLimits | None = None) -> ResponsesRequest:
@@ -119,7 +135,7 @@ def parse_responses_request(body: Any, *, limits: RequestLimits | None = None) -
             f"'input' has {len(items)} items; this gateway accepts at most {limits.max_messages}",
             param="input",
         )
-    tools = _tools(body.get("tools"))
+    tools, servers = _tools(body.get("tools"))
     if limits is not None and 0 < limits.max_tools < len(tools):
         raise TooManyTools(
             f"'tools' has {len(tools)} entries; this gateway accepts at most {limits.max_tools}",
@@ -136,6 +152,17 @@ def parse_responses_request(body: Any, *, limits: RequestLimits | None = None) -
     )
     store = _optional(body, "store", (bool,), "a boolean")
     stream = _optional(body, "stream", (bool,), "a boolean")
+    background = bool(_optional(body, "background", (bool,), "a boolean"))
+    _check(
+        not background or store is not False,
+        "a background response must be stored: 'store' must be true (the default) with 'background'",
+        "store",
+    )
+    _check(
+        not (background and stream),
+        "background responses are not streamed: create it, then poll GET /v1/responses/{id}",
+        "stream",
+    )
     return ResponsesRequest(
         model=str(model),
         input=items,
@@ -152,4 +179,7 @@ def parse_responses_request(body: Any, *, limits: RequestLimits | None = None) -
         previous_response_id=_optional(body, "previous_response_id", (str,), "a string"),
         metadata=metadata,
         user=_optional(body, "user", (str,), "a string"),
+        text_format=parse_text(body.get("text")),
+        background=background,
+        servers=servers,
     )

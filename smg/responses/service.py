@@ -6,7 +6,9 @@ request's are (`resolve_tools`: ``mcp`` entries on registered servers, servers e
 ``read_only`` filter keeps the tools whose MCP annotations say read-only); the conversation becomes chat
 messages and the loop runs it through the `Dispatcher` (one ``/v1/chat/completions`` call per model
 round). The result becomes output items (`smg.responses.output`) and, with ``store``, a stored row. The
-route is recorded once by a `RouteRecorder`, as a chat request's is.
+route is recorded once by a `RouteRecorder`, as a chat request's is. Everything before the first model
+round is `smg.responses.prepare.Preparation`, shared by whole, background and streamed requests;
+``stream: true`` runs the loop's streaming variant (`smg.responses.stream`).
 
 Approvals (`smg.responses.approval`): tools that need one are given to the loop as if the client owned
 them, so a reply asking for one ends the loop with nothing of its round run, and each such call becomes
@@ -18,33 +20,31 @@ results, or the denials, before its next round.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from smg.errors import InvalidRequest, ResponseNotFound
-from smg.mcp.registry.naming import exposed_tool_name
-from smg.mcp.types import ToolInfo
-from smg.protocol import ChatRequest
-from smg.responses.approval import Answer, ApprovalObserver, NullApprovalObserver, answers, gated_tools
-from smg.responses.items import new_id, to_messages
-from smg.responses.output import final_items, list_tools_item, mcp_call_item, response_object, round_items
-from smg.responses.plan import ToolCatalog, plan_of
+from smg.errors import InvalidRequest
+from smg.keys.scope import UNRESTRICTED, KeyScope
+from smg.mcp.runtime.request_servers import RequestServers
+from smg.mcp.types import McpRuntime
+from smg.responses.approval import ApprovalObserver, NullApprovalObserver
+from smg.responses.background import BackgroundRuns
+from smg.responses.items import new_id
+from smg.responses.output import final_items, response_object, round_items
+from smg.responses.plan import ToolCatalog
+from smg.responses.prepare import Preparation
+from smg.responses.remote_servers import loop_on, require_unscoped
 from smg.responses.request import ResponsesRequest
-from smg.responses.store import ResponseStore, StoredResponse
-from smg.routing.accumulator import AccumulatedCall
-from smg.routing.budgets import CallRecord, LoopBudgets
-from smg.routing.execution import NullLoopObserver, execute_round
+from smg.responses.store import ResponseStore
+from smg.responses.stream import LiveStreams
+from smg.routing.budgets import LoopBudgets
 from smg.routing.loop import ToolLoop
-from smg.routing.recorder import RouteRecorder, RouterObserver
-from smg.routing.tools import ToolPlan
+from smg.routing.recorder import RouteRecorder, RouterObserver, RouteStream
 from smg.spans import Tracer
 from smg.workers.dispatch import Completed
-
-_MAX_CHAIN = 1000
 
 
 class ResponsesService:
@@ -62,7 +62,9 @@ class ResponsesService:
         tracer: Tracer,
         policy: str,
         approvals: ApprovalObserver | None = None,
+        request_servers: RequestServers | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        max_background: int = 64,
     ) -> None:
         self._loop = loop
         self._store = store
@@ -72,15 +74,74 @@ class ResponsesService:
         self._tracer = tracer
         self._policy = policy
         self._approvals = approvals or NullApprovalObserver()
+        self._request_servers = request_servers or RequestServers()  # default: refused
         self._clock = clock
+        self._background = BackgroundRuns(store, limit=max_background)
+        self._prepare = Preparation(
+            store, catalog=catalog, budgets=budgets, tracer=tracer, approvals=self._approvals
+        )
+        self._live = LiveStreams(
+            loop, self._prepare, observer=observer, tracer=tracer, policy=policy, clock=clock
+        )
 
-    async def create(self, request: ResponsesRequest, *, headers: dict[str, str]) -> dict[str, Any]:
-        """Run ``request`` to a response object (stored when ``request.store``). Raises InvalidRequest,
+    async def __aenter__(self) -> ResponsesService:  # background runs a stopped gateway left: failed
+        await self._background.recover()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:  # background runs still going: cancelled, failed
+        await self._background.aclose()
+
+    async def create(
+        self, request: ResponsesRequest, *, headers: dict[str, str], scope: KeyScope = UNRESTRICTED
+    ) -> dict[str, Any]:
+        """Run ``request`` to a response object (stored when ``request.store``), its MCP tools and
+        approved calls within the caller's key ``scope``. Raises InvalidRequest, McpServerForbidden,
         ResponseNotFound (``previous_response_id``), McpServerUnavailable, NoAvailableWorkers,
         ModelNotFound, UpstreamError, ResponseStoreError. Approved calls run before the first model
         round: when that round fails, nothing but their results is kept (the approval stays
-        unanswered, and answering it again reuses the results)."""
-        created_at = int(time.time())
+        unanswered, and answering it again reuses the results). The servers the request defines
+        (``server_url``) are connected for it alone, and closed when it ends, however it ends
+        (RequestServersDisabled, McpHostNotAllowed, McpServerUnreachable when they cannot be)."""
+        require_unscoped(scope, request.servers)
+        self._background.require_ended(request.previous_response_id)
+
+        async def respond(pending: dict[str, Any] | None = None) -> dict[str, Any]:
+            async with self._request_servers.open(self._loop.runtime, request.servers) as runtime:
+                return await self._create(request, headers, scope, runtime, pending=pending)
+
+        if request.background:  # answered now, run by `BackgroundRuns` (smg.responses.background)
+            return await self._background.start(request, respond)
+        return await respond()
+
+    async def stream(
+        self,
+        request: ResponsesRequest,
+        *,
+        headers: dict[str, str],
+        deliver: Callable[[RouteStream], Awaitable[None]],
+        scope: KeyScope = UNRESTRICTED,
+    ) -> None:
+        """Run ``request`` as OpenAI's event stream (`smg.responses.stream`): prepared and its first model
+        round opened, then handed to ``deliver``, which sends it to the client; the servers the request
+        defines stay connected until ``deliver`` returns. Raises, before ``deliver`` is called, what
+        `create` raises for a request that is not background."""
+        require_unscoped(scope, request.servers)
+        self._background.require_ended(request.previous_response_id)
+        async with self._request_servers.open(self._loop.runtime, request.servers) as runtime:
+            await deliver(await self._live.open(request, headers=headers, scope=scope, runtime=runtime))
+
+    async def _create(
+        self,
+        request: ResponsesRequest,
+        headers: dict[str, str],
+        scope: KeyScope,
+        runtime: McpRuntime,
+        *,
+        pending: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """`create`, with the MCP tools listed and called on ``runtime``; for a background run, the
+        response of ``pending`` (its id and time), not stored here."""
+        created_at = pending["created_at"] if pending else int(time.time())
         route = RouteRecorder(
             self._observer,
             self._tracer,
@@ -90,102 +151,40 @@ class ResponsesService:
             clock=self._clock,
         )
         with route:
-            chain = await self._history(request.previous_response_id)
-            history = chain + request.input
-            given = answers(chain, request.input)
-            plan = await plan_of(request, self._loop.runtime, self._catalog)
-            gated = gated_tools(request.tools, plan.tools)
-            listed = {i["server_label"] for i in history if i["type"] == "mcp_list_tools"}
-            output = [
-                list_tools_item(server, [t for t in plan.tools.values() if t.server == server])
-                for server in dict.fromkeys(t.server for t in plan.tools.values())
-                if server not in listed
-            ]
-            names = {(t.server, t.name): exposed for exposed, t in plan.tools.items()}
-
-            def exposed(server: str, tool: str) -> str:
-                return names.get((server, tool)) or exposed_tool_name(server, tool)
-
-            resumed, records = await self._run_approved(given, plan, exposed, keep=request.store)
-            messages = to_messages(history + resumed, exposed=exposed)
-            if request.instructions:
-                messages.insert(0, {"role": "system", "content": request.instructions})
-            plan = dataclasses.replace(plan, body=plan.body | {"messages": messages})
-            held = dataclasses.replace(  # gated tools end the loop unrun, as the client's own do
-                plan,
-                tools={n: t for n, t in plan.tools.items() if n not in gated},
-                client_tools=plan.client_tools | gated,
-            )
-            budgets = self._budgets
-            if request.max_tool_calls is not None:
-                budgets = dataclasses.replace(
-                    budgets, max_tool_calls=min(budgets.max_tool_calls, request.max_tool_calls)
-                )
+            ready = await self._prepare(request, headers=headers, scope=scope, runtime=runtime)
             route.stage("tool_loop")
-            chat = ChatRequest(raw=b"", body=plan.body, model=request.model, stream=False, headers=headers)
-            result = await self._loop.run(chat, held, report=route.generation, budgets=budgets)
+            loop = loop_on(self._loop, runtime)
+            result = await loop.run(ready.chat, ready.held, report=route.generation, budgets=ready.budgets)
             route.end_stage()
             route.answered(Completed(200, "application/json", orjson.dumps(result.reply), result.worker))
         route.finish()
-        result.ledger.records[:0] = records
-        output += resumed
+        result.ledger.records[:0] = ready.records
+        output = list(ready.output)
         for done in result.rounds:
-            output += round_items(done, plan)
-        final = final_items(result, plan, gated)
-        for item in final:
-            if item["type"] == "mcp_approval_request":
-                self._approvals.on_approval("requested")
-        output += final
-        response = response_object(request, result, output, response_id=new_id("resp"), created_at=created_at)
-        if request.store:
-            stored = StoredResponse(response["id"], response, request.input, request.previous_response_id)
-            await asyncio.to_thread(self._store.put, stored)
+            output += round_items(done, ready.plan)
+        output += final_items(result, ready.plan, ready.gated)
+        response_id = pending["id"] if pending else new_id("resp")
+        response = response_object(request, result, output, response_id=response_id, created_at=created_at)
+        await self._prepare.keep(request, response, store=pending is None)
         return response
 
-    async def _run_approved(
-        self, given: list[Answer], plan: ToolPlan, exposed: Callable[[str, str], str], *, keep: bool
-    ) -> tuple[list[dict[str, Any]], list[CallRecord]]:
-        """Run the approved calls of ``given`` concurrently, each with its stored arguments; their
-        ``mcp_call`` items (in answer order) and the records of the calls run (iteration 0: before this
-        request's first model round). A call whose result is recorded (its answer was sent before and
-        the model round after it failed) is not run again: the recorded item is reused. With ``keep``
-        the new results are recorded before the model reads them."""
-        for answer in given:
-            self._approvals.on_approval("approved" if answer.approved else "denied")
-        approved = [a.request for a in given if a.approved]
-        if not approved:
-            return [], []
-        done = await asyncio.to_thread(self._store.runs, [r["id"] for r in approved])
-        offered = {(t.server, t.name): t for t in plan.tools.values()}
-        calls: list[AccumulatedCall] = []
-        tools: dict[str, ToolInfo] = {}
-        for n, request in enumerate(r for r in approved if r["id"] not in done):
-            server, tool = request["server_label"], request["name"]
-            name = exposed(server, tool)
-            tools[name] = offered.get((server, tool)) or ToolInfo(server, tool, None, {})
-            calls.append(AccumulatedCall(n, request["id"], name, request["arguments"]))
-        messages, records = await execute_round(
-            self._loop.runtime,
-            ToolPlan(body={}, function_tools=[], tools=tools),
-            calls,
-            iteration=0,
-            observer=NullLoopObserver(),
-            tracer=self._tracer,
-        )
-        for call, message, record in zip(calls, messages, records, strict=True):
-            done[call.id] = mcp_call_item(
-                call, message, record.status, tools[call.name], approval_request_id=call.id
-            )
-            if keep:
-                await asyncio.to_thread(self._store.put_run, call.id, done[call.id])
-        return [done[r["id"]] for r in approved], records
-
     async def retrieve(self, response_id: str) -> dict[str, Any]:
-        """The stored response. Raises ResponseNotFound, ResponseStoreError."""
+        """The stored response (a background one running here: as it is now). Raises ResponseNotFound,
+        ResponseStoreError."""
+        live = self._background.get(response_id)
+        if live is not None:
+            return live
         return (await asyncio.to_thread(self._store.get, response_id)).response
 
+    async def cancel(self, response_id: str) -> dict[str, Any]:
+        """Cancel a running background response; it, ``cancelled``. Raises ResponseNotFound,
+        InvalidRequest (not a background response, or it finished), ResponseStoreError."""
+        return await self._background.cancel(response_id, lambda: self.retrieve(response_id))
+
     async def delete(self, response_id: str) -> dict[str, Any]:
-        """Forget a stored response; OpenAI's deletion object. Raises ResponseNotFound, ResponseStoreError."""
+        """Forget a stored response (a background one running here is cancelled first); OpenAI's
+        deletion object. Raises ResponseNotFound, ResponseStoreError."""
+        await self._background.forget(response_id)
         await asyncio.to_thread(self._store.delete, response_id)
         return {"id": response_id, "object": "response", "deleted": True}
 
@@ -211,20 +210,3 @@ class ResponsesService:
             "last_id": page[-1]["id"] if page else None,
             "has_more": len(items) > limit,
         }
-
-    async def _history(self, previous_id: str | None) -> list[dict[str, Any]]:
-        """The items of the chain ending at ``previous_id``, oldest first. Raises ResponseNotFound
-        (``param``: ``previous_response_id``) when a response of the chain is gone."""
-        chain: list[StoredResponse] = []
-        next_id = previous_id
-        while next_id is not None and len(chain) < _MAX_CHAIN:
-            try:
-                stored = await asyncio.to_thread(self._store.get, next_id)
-            except ResponseNotFound:
-                raise ResponseNotFound(next_id, param="previous_response_id") from None
-            chain.append(stored)
-            next_id = stored.previous_id
-        items: list[dict[str, Any]] = []
-        for stored in reversed(chain):
-            items += stored.input_items + stored.response.get("output", [])
-        return items

@@ -11,7 +11,11 @@ Operations are synchronous, one small SQLite transaction each on a connection op
 registry's, `smg.mcp.registry.store`, whose file it shares by default, in its own tables); callers on the
 event loop run them with ``asyncio.to_thread``. Each is reported to a `StorageObserver`
 (``operation``: ``response_put``, ``response_get``, ``response_delete``, ``approval_run_put``,
-``approval_run_get``).
+``approval_run_get``, ``response_begin``, ``response_recover``).
+
+A background response is stored when it starts (`begin`: its row, and a mark that it runs) and again
+when it ends (`put`, which clears the mark); a gateway that starts finds the marks a stopped one left
+(`fail_unfinished`) and stores those responses failed, since nothing runs them any more.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 
 from smg.errors import ResponseNotFound, ResponseStoreError
 from smg.sqlite_file import SqliteFile, StorageObserver
+
+if TYPE_CHECKING:
+    from smg.settings import ResponsesSettings
 
 _T = TypeVar("_T")
 DEFAULT_TTL_SECS = 30 * 24 * 3600.0
@@ -38,6 +45,7 @@ CREATE TABLE IF NOT EXISTS responses (
 CREATE INDEX IF NOT EXISTS responses_stored_at ON responses (stored_at);
 CREATE TABLE IF NOT EXISTS approval_runs (
   id TEXT PRIMARY KEY, stored_at REAL NOT NULL, item BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS background_runs (id TEXT PRIMARY KEY, started_at REAL NOT NULL);
 """
 
 
@@ -56,7 +64,17 @@ class ResponseStore(Protocol):
     """Stored responses. Implementations raise ResponseStoreError when their storage fails."""
 
     def put(self, stored: StoredResponse) -> None:
-        """Store ``stored`` (replacing a row of the same id)."""
+        """Store ``stored`` (replacing a row of the same id); a background run of that id is over."""
+        ...
+
+    def begin(self, stored: StoredResponse) -> None:
+        """Store ``stored``, a background response that starts running now: until a `put` of its id,
+        `fail_unfinished` finds it."""
+        ...
+
+    def fail_unfinished(self, fail: Callable[[dict[str, Any]], dict[str, Any]]) -> list[str]:
+        """Replace each begun and not yet put response by ``fail(response)``; their ids. For the
+        start of a gateway: what a stopped one left running never finishes."""
         ...
 
     def get(self, response_id: str) -> StoredResponse:
@@ -104,7 +122,39 @@ class SqliteResponseStore:
         )
         self.path = self._file.path
 
+    @classmethod
+    def configured(
+        cls, path: str | os.PathLike[str], settings: ResponsesSettings, observer: StorageObserver
+    ) -> SqliteResponseStore:
+        """The store at ``path`` with the TTL and count cap of ``settings``."""
+        return cls(path, ttl_secs=settings.ttl_secs, max_responses=settings.max_stored, observer=observer)
+
     def put(self, stored: StoredResponse) -> None:
+        self._file.observed("response_put", lambda: self._file.run(self._putter(stored), write=True))
+
+    def begin(self, stored: StoredResponse) -> None:
+        put = self._putter(stored)
+
+        def run(db: sqlite3.Connection) -> None:
+            put(db)
+            db.execute("INSERT OR REPLACE INTO background_runs VALUES (?, ?)", (stored.id, self._clock()))
+
+        self._file.observed("response_begin", lambda: self._file.run(run, write=True))
+
+    def fail_unfinished(self, fail: Callable[[dict[str, Any]], dict[str, Any]]) -> list[str]:
+        def run(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT r.id, r.response FROM background_runs b JOIN responses r ON r.id = b.id"
+            ).fetchall()
+            for response_id, response in rows:
+                failed = orjson.dumps(fail(orjson.loads(response)))
+                db.execute("UPDATE responses SET response = ? WHERE id = ?", (failed, response_id))
+            db.execute("DELETE FROM background_runs")
+            return [row[0] for row in rows]
+
+        return self._file.observed("response_recover", lambda: self._file.run(run, write=True))
+
+    def _putter(self, stored: StoredResponse) -> Callable[[sqlite3.Connection], None]:
         now = self._clock()
 
         def run(db: sqlite3.Connection) -> None:
@@ -125,8 +175,9 @@ class SqliteResponseStore:
                 " ORDER BY stored_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
                 (self._max,),
             )
+            db.execute("DELETE FROM background_runs WHERE id = ?", (stored.id,))
 
-        self._file.observed("response_put", lambda: self._file.run(run, write=True))
+        return run
 
     def get(self, response_id: str) -> StoredResponse:
         def run(db: sqlite3.Connection) -> StoredResponse:

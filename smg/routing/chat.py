@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from typing import Protocol
 
+from smg.keys.scope import UNRESTRICTED, KeyScope
 from smg.protocol import ChatRequest
 from smg.routing.loop import ToolLoop
 from smg.routing.metering import StreamMeter, stream_body
@@ -59,9 +60,9 @@ class ChatService:
         self._catalog = catalog
         self._clock = clock
 
-    async def _plan(self, request: ChatRequest, route: RouteRecorder) -> ToolPlan | None:
-        """The request's MCP tools, or None for the pass-through path. Raises InvalidRequest,
-        McpServerUnavailable."""
+    async def _plan(self, request: ChatRequest, route: RouteRecorder, scope: KeyScope) -> ToolPlan | None:
+        """The request's MCP tools within the caller's key ``scope``, or None for the pass-through path.
+        Raises InvalidRequest, McpServerForbidden, McpServerUnavailable."""
         plan = None
         if self._tools is not None and self._catalog is not None:
             plan = await resolve_tools(
@@ -69,13 +70,15 @@ class ChatService:
                 self._tools.runtime,
                 always=self._catalog.always(),
                 aliases=self._catalog.aliases(),
+                scope=scope,
             )
         route.span.set("smg.tool_loop", plan is not None)
         return plan
 
-    async def complete(self, request: ChatRequest) -> Completed:
-        """Non-streaming completion. Raises InvalidRequest, McpServerUnavailable, NoAvailableWorkers,
-        ModelNotFound, UpstreamError."""
+    async def complete(self, request: ChatRequest, *, scope: KeyScope = UNRESTRICTED) -> Completed:
+        """Non-streaming completion; ``scope``: the caller's key scope (its MCP tools). Raises
+        InvalidRequest, McpServerForbidden, McpServerUnavailable, NoAvailableWorkers, ModelNotFound,
+        UpstreamError."""
         route = RouteRecorder(
             self._observer,
             self._tracer,
@@ -85,7 +88,7 @@ class ChatService:
             clock=self._clock,
         )
         with route:
-            plan = await self._plan(request, route)
+            plan = await self._plan(request, route, scope)
             if plan is None:
                 route.stage("upstream")
                 done = await self._dispatcher.complete(
@@ -100,7 +103,7 @@ class ChatService:
         route.finish()
         return done
 
-    async def stream(self, request: ChatRequest) -> RouteStream:
+    async def stream(self, request: ChatRequest, *, scope: KeyScope = UNRESTRICTED) -> RouteStream:
         """Open the upstream stream (errors before the first byte raise) and return the client's bytes."""
         route = RouteRecorder(
             self._observer,
@@ -111,7 +114,7 @@ class ChatService:
             clock=self._clock,
         )
         with route:
-            plan = await self._plan(request, route)
+            plan = await self._plan(request, route, scope)
             if plan is not None:
                 assert self._tools is not None
                 route.stage("tool_loop")  # until the client stream ends

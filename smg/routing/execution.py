@@ -60,6 +60,7 @@ async def _traced_one(
     if info is None:
         return await _run_one(runtime, plan, call)
     with tracer.tool_call(info.server, info.name, call_id=call.id) as span:
+        span.set("smg.tool.caller", "loop")  # the gateway's MCP endpoint sets "mcp_client"
         outcome = await _run_one(runtime, plan, call)
         span.set("smg.tool.status", outcome.status)
         if not outcome.ok:

@@ -33,6 +33,7 @@ from smg.routing.budgets import CallRecord, LoopBudgets, LoopLedger, StopReason,
 from smg.routing.execution import LoopObserver, NullLoopObserver, execute_round
 from smg.routing.metering import Generation, annotate_round
 from smg.routing.stream_loop import StreamRun
+from smg.routing.stream_writer import LoopWriter
 from smg.routing.tools import ToolPlan
 from smg.spans import NULL_SPAN, Tracer, TraceSpan, current
 from smg.workers.dispatch import Completed, Dispatcher
@@ -187,22 +188,27 @@ class ToolLoop:
         report: Generation | None = None,
         route: TraceSpan = NULL_SPAN,
         clock: Callable[[], float] = time.perf_counter,
+        budgets: LoopBudgets | None = None,
+        writer: LoopWriter | None = None,
     ) -> StreamRun:
         """Open the first model stream (errors before the first byte raise, as `Dispatcher.open_stream`)
         and return the run, whose `StreamRun.events` is the loop's SSE byte stream (see `stream_loop`);
         later failures end it with an error event and ``data: [DONE]``. ``report`` is filled in while
-        the stream is read (token times from ``clock``); each iteration's span is a child of ``route``."""
+        the stream is read (token times from ``clock``); each iteration's span is a child of ``route``.
+        ``budgets`` replaces the loop's own for this request; ``writer`` writes the client's bytes
+        (default: the chat stream)."""
         run = StreamRun(
             self._dispatcher,
             self.runtime,
             request,
             plan,
-            ledger=LoopLedger(self._budgets, self._clock),
+            ledger=LoopLedger(budgets or self._budgets, self._clock),
             observer=self._observer,
             tracer=self._tracer,
             report=report if report is not None else Generation(),
             route=route,
             clock=clock,
+            writer=writer,
         )
         await run.open()
         return run

@@ -13,6 +13,9 @@ round (re-indexed from 0), with ``finish_reason`` ``tool_calls``; in a mixed rou
 and nothing runs. Upstream usage is always requested and never relayed. A failure after the stream
 started (a broken upstream, a worker error status or no worker for a later round) ends the client stream
 with an OpenAI error event and ``data: [DONE]``.
+
+What the client reads is written by a `LoopWriter` (`stream_writer`): the chat format above is
+`ChatWriter`, the default; the Responses API passes its own.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ import orjson
 
 from smg.errors import SmgError, UpstreamError, UpstreamProtocolError
 from smg.mcp.types import McpRuntime
-from smg.protocol import SSE_DONE, ChatRequest, sse_error_event
+from smg.protocol import ChatRequest
 from smg.routing.accumulator import SseDecoder, SseEventTooLarge, ToolCallAccumulator, with_ids
-from smg.routing.budgets import LoopLedger, stop_notice
+from smg.routing.budgets import LoopLedger
 from smg.routing.execution import LoopObserver, execute_round
 from smg.routing.metering import Generation, annotate_round, per_token, usage_tokens
-from smg.routing.stream_chunks import ClientChunks, client_deltas, progress_comment, upstream_stream_body
+from smg.routing.stream_chunks import upstream_stream_body
+from smg.routing.stream_writer import ChatWriter, LoopWriter
 from smg.routing.tools import ToolPlan
 from smg.spans import NULL_SPAN, Tracer, TraceSpan
 from smg.workers.dispatch import Dispatcher, UpstreamStream
@@ -58,7 +62,8 @@ class StreamRun:
     never started. ``report`` is filled in as the stream is read: the time the first token left for the
     client (read from ``clock``), usage summed over rounds, TPOT of the last round, the response id and
     model, iterations and stop reason. Each iteration has a span, a child of ``route``, that is the
-    parent of its worker attempt and its tool calls."""
+    parent of its worker attempt and its tool calls. ``writer`` writes what the client reads (default:
+    the chat stream, `ChatWriter`)."""
 
     def __init__(
         self,
@@ -73,6 +78,7 @@ class StreamRun:
         report: Generation,
         route: TraceSpan,
         clock: Callable[[], float],
+        writer: LoopWriter | None = None,
     ) -> None:
         self._tracer = tracer
         self._report = report
@@ -89,8 +95,8 @@ class StreamRun:
         self._body = upstream_stream_body(plan.body)
         self._messages: list[dict[str, Any]] = list(plan.body["messages"])
         options = plan.body.get("stream_options")
-        self._include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        self._out = ClientChunks(request.model, self._report, clock)
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self._out = writer or ChatWriter(request.model, report, clock, include_usage=include_usage)
 
     async def open(self) -> None:
         """Open the first round's stream. Raises what `Dispatcher.open_stream` raises."""
@@ -140,7 +146,7 @@ class StreamRun:
             log.warning("tool loop stream failed after the first byte: %s", exc.message)
             self._report.error = exc.code
             self._span.fail(exc.code)
-            yield sse_error_event(exc) + SSE_DONE
+            yield self._out.failed(exc)
         finally:
             self._report.tokens = usage_tokens(self._ledger.usage)
             self._span.end()
@@ -159,7 +165,7 @@ class StreamRun:
             reason, client = ledger.decide(calls, plan)
             if reason is not None:
                 break
-            yield f": smg tool_round iteration={ledger.iterations} calls={len(calls)}\n\n".encode()
+            yield self._out.executing(ledger.iterations, calls)
             with self._span.activate():
                 tool_messages, records = await execute_round(
                     self._runtime,
@@ -170,13 +176,12 @@ class StreamRun:
                     tracer=self._tracer,
                 )
             ledger.records += records
-            for record in records:
-                yield progress_comment(record)
             assistant = {
                 "role": "assistant",
                 "content": "".join(current.content) or None,
                 "tool_calls": [c.as_message_call() for c in calls],
             }
+            yield self._out.executed(assistant, calls, tool_messages, records)
             self._messages += [assistant, *tool_messages]
             self._span.end()
             ledger.iterations += 1
@@ -186,25 +191,8 @@ class StreamRun:
             current.first_token, current.last_token, None if output is None else output[1]
         )
         report.stop_reason = reason
-        yield self._out.role()
-        if client:
-            finish = "tool_calls"
-            yield self._out.tokens({"tool_calls": client_deltas(client)})
-        elif reason == "completed":
-            finish = current.finish_reason or "stop"
-        else:
-            finish = "stop"
-            notice = stop_notice(reason, ledger)
-            yield self._out.tokens({"content": f"\n\n{notice}" if self._out.content_sent else notice})
         self._observer.on_stop(self._request.model, reason, iterations=ledger.iterations)
-        extension = {"smg": ledger.extension(reason)}
-        if self._include_usage:
-            yield self._out.chunk({}, finish)
-            usage = ledger.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-            yield self._out.event({"choices": [], "usage": usage} | extension)
-        else:
-            yield self._out.chunk({}, finish, extension)
-        yield SSE_DONE
+        yield self._out.finished(reason, client, current.finish_reason, ledger)
 
     async def _relay(self, upstream: UpstreamStream, current: _Round) -> AsyncGenerator[bytes, None]:
         """Read one upstream stream to its ``[DONE]``, yielding what the client sees of it."""
@@ -251,7 +239,7 @@ class StreamRun:
         choice = choices[0]
         delta = choice.get("delta")
         delta = delta if isinstance(delta, dict) else {}
-        out = self._out.role()
+        out = self._out.started()
         content = delta.get("content")
         tool_calls = delta.get("tool_calls")
         if content or tool_calls:
@@ -260,7 +248,7 @@ class StreamRun:
                 current.first_token = current.last_token
         if isinstance(content, str) and content:
             current.content.append(content)
-            out += self._out.tokens({"content": content})
+            out += self._out.content(content)
         if isinstance(tool_calls, list):
             current.calls.feed(tool_calls)
         if choice.get("finish_reason"):

@@ -14,6 +14,10 @@ Errors (all `InvalidRequest`, HTTP 400, ``param`` pointing into the request): a 
 an unregistered ``server_label`` (``tools[i].server_label``), ``require_approval`` other than ``never``,
 a client function whose name equals an offered MCP tool's, and ``n`` > 1 (the loop drives one choice).
 An unregistered server is a request problem (400 naming the parameter), not a missing resource (404).
+
+The caller's key scope (`smg.keys.scope`) narrows all of it: an ``mcp`` entry naming a server outside
+the scope is 403 `McpServerForbidden` (checked before registration, so a scoped key learns nothing of
+servers it may not use); ``always`` servers outside it and tools outside it are not offered.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from smg.errors import InvalidRequest
+from smg.errors import InvalidRequest, McpServerForbidden
+from smg.keys.scope import UNRESTRICTED, KeyScope
 from smg.mcp.errors import McpServerNotFound
 from smg.mcp.registry.naming import ToolNameMap
 from smg.mcp.types import McpRuntime, ToolInfo
@@ -101,15 +106,26 @@ async def resolve_tools(
     *,
     always: Collection[str] = (),
     aliases: Mapping[str, Mapping[str, str]] | None = None,
+    scope: KeyScope = UNRESTRICTED,
 ) -> ToolPlan | None:
     """The MCP tools ``body`` gets (its ``mcp`` entries plus the ``always`` servers), or None when it gets
     none (the caller keeps the pass-through path). ``aliases``: per server ``{tool: alias}`` (the
-    `ServerSpec.aliases`), used in the exposed names. Raises InvalidRequest (see the module docstring) and
-    McpServerUnavailable (a ``required`` server cannot list its tools)."""
+    `ServerSpec.aliases`), used in the exposed names; ``scope``: the caller's key scope. Raises
+    InvalidRequest (see the module docstring), McpServerForbidden (403) and McpServerUnavailable (a
+    ``required`` server cannot list its tools)."""
     tools = body.get("tools") or []
     wanted = _mcp_entries(tools)
     if not wanted and not always:
         return None
+    for label, want in wanted.items():
+        if not scope.allows_server(label):
+            raise McpServerForbidden(
+                f"the API key {scope.name!r} may not use the MCP server {label!r}",
+                server=label,
+                param=f"tools[{want.index}].server_label",
+            )
+    if scope.restricted:
+        always = [s for s in always if scope.allows_server(s)]
     registered = {status.name for status in runtime.statuses()}
     for label, want in wanted.items():
         if label not in registered:
@@ -127,7 +143,11 @@ async def resolve_tools(
     selected: dict[str, list[ToolInfo]] = {}
     for server in servers:
         names = wanted[server].names if server in wanted else None
-        selected[server] = [t for t in listed.get(server, []) if names is None or t.name in names]
+        selected[server] = [
+            t
+            for t in listed.get(server, [])
+            if (names is None or t.name in names) and scope.allows_tool(server, t.name)
+        ]
     name_map = ToolNameMap(
         {server: [t.name for t in infos] for server, infos in selected.items()}, aliases=aliases
     )

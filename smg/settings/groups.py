@@ -121,13 +121,16 @@ class AuthSettings:
 
 @dataclass(frozen=True, config=GROUP_CONFIG)
 class ResponsesSettings:
-    """Stored responses of the Responses API."""
+    """Stored and background responses of the Responses API."""
 
     ttl_secs: Annotated[int, Flag("responses-ttl-secs")] = Field(
         default=2_592_000, ge=1, description="age after which a stored response and its input items are gone"
     )
     max_stored: Annotated[int, Flag("responses-max-stored")] = Field(
         default=10_000, ge=1, description="stored responses kept; past it the oldest go at each write"
+    )
+    max_background: Annotated[int, Flag("responses-max-background")] = Field(
+        default=64, ge=1, description="background responses running at once (429 past it)"
     )
 
 
@@ -182,6 +185,11 @@ class McpSettings:
     allowed_hosts: Annotated[HostPatterns, Flag("mcp-allowed-hosts")] = Field(
         default=(),
         description="hosts MCP server URLs may name: names, *.suffix, IPs or CIDRs (default: any host)",
+    )
+    request_servers: Annotated[Switch, Flag("mcp-request-servers")] = Field(
+        default=False,
+        description="let a Responses request define its own MCP server (an mcp tool's server_url) on a "
+        "host --mcp-allowed-hosts allows, connected for that request only",
     )
     max_tool_output_bytes: Annotated[int, Flag("mcp-max-tool-output-bytes")] = Field(
         default=262_144,

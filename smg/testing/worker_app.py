@@ -45,6 +45,7 @@ class _Worker:
         self.stats = WorkerStats()
         self.requests: deque[dict[str, Any]] = deque(maxlen=_RECORDED_REQUESTS)
         self.closing = asyncio.Event()
+        self.changed = asyncio.Condition()  # notified when the faults change (a held stream re-reads them)
         self._fail_key: tuple[int, int] | None = None
         self._fail_count = 0
         self._models_body = orjson.dumps(
@@ -168,6 +169,8 @@ class _Worker:
             self.faults.update(changes)
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
             return _error(400, str(exc), code="invalid_value")
+        async with self.changed:
+            self.changed.notify_all()
         return _json(self.faults.to_dict())
 
     async def get_stats(self, request: web.Request) -> web.Response:
@@ -182,6 +185,8 @@ class _Worker:
 
     async def on_shutdown(self, app: web.Application) -> None:
         self.closing.set()
+        async with self.changed:
+            self.changed.notify_all()
 
     async def _injected_fault(self) -> web.Response | None:
         faults = self.faults
@@ -207,7 +212,8 @@ class _Worker:
         )
         await response.prepare(request)
         drop, delay_ms = self.faults.drop_after_chunks, self.faults.chunk_delay_ms
-        if drop is None and not delay_ms:
+        hold = self.faults.hold_after_chunks
+        if drop is None and hold is None and not delay_ms:
             for piece in pieces(events):
                 await self._write(response, piece)
             return response
@@ -219,6 +225,11 @@ class _Worker:
                 return response
             if sent and delay_ms:
                 await self._pause(delay_ms)
+            if sent == hold:
+                async with self.changed:
+                    await self.changed.wait_for(
+                        lambda: self.faults.hold_after_chunks is None or self.closing.is_set()
+                    )
             await self._write(response, event)
         return response
 

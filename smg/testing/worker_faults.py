@@ -31,6 +31,8 @@ class Faults:
         hang: a chat request never answers (until the client disconnects or the worker stops).
         drop_after_chunks: when streaming, close the TCP connection after this many SSE data events
             (the role chunk counts as the first), without a terminating chunk or `[DONE]`.
+        hold_after_chunks: when streaming, pause after this many SSE data events until the fault is
+            cleared through `POST /_smg/faults` (or the worker stops): a gate tests open by order.
         health_status: status answered by `GET /health`.
     """
 
@@ -41,6 +43,7 @@ class Faults:
     chunk_delay_ms: int = 0
     hang: bool = False
     drop_after_chunks: int | None = None
+    hold_after_chunks: int | None = None
     health_status: int = 200
     # Bumped whenever `fail_every` must restart its count; internal, so not part of `to_dict`.
     epoch: int = field(default=0, repr=False, compare=False)
@@ -106,6 +109,7 @@ _FIELD_TYPES: dict[str, tuple[type, bool]] = {
     "chunk_delay_ms": (int, False),
     "hang": (bool, False),
     "drop_after_chunks": (int, True),
+    "hold_after_chunks": (int, True),
     "health_status": (int, False),
 }
 assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(Faults)} - {"epoch"}

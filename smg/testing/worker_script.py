@@ -22,6 +22,8 @@ Round number = assistant messages carrying ``tool_calls`` after the last user me
 script has that round, the reply is ``content: null`` with tool calls ``call_<round>_<index>`` (index
 0-based, as in the stream) and finish_reason ``tool_calls``. Otherwise the reply is the echo when no tool
 message follows the last user message, else ``"tool results: " + " | ".join(<tool message texts>)``.
+A line ``REPLY <text>`` of the last user message (tools offered or not) replaces that text reply with
+exactly ``<text>`` (the first such line), e.g. a JSON object for structured-output tests.
 """
 
 from __future__ import annotations
@@ -171,6 +173,9 @@ def plan_reply(request: ChatRequest) -> Reply:
             )
     tool_texts = [_text_of(m) for m in after if m["role"] == "tool"]
     content = "tool results: " + " | ".join(tool_texts) if tool_texts else "echo: " + user_text
+    scripted = [line.strip()[6:] for line in user_text.splitlines() if line.strip().startswith("REPLY ")]
+    if scripted:
+        content = scripted[0]
     words = split_words(content)
     finish_reason = "stop"
     if request.max_tokens is not None and len(words) > request.max_tokens:

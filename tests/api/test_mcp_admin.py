@@ -442,7 +442,13 @@ async def test_a_tool_loop_is_counted_in_the_mcp_metrics(http: httpx.AsyncClient
     assert resp.status_code == 200, resp.text
     assert resp.json()["smg"]["stop_reason"] == "completed"
     calls = sample(
-        metrics, "smg_mcp_tool_calls_total", server="faults", tool_name="echo", result="success", outcome="ok"
+        metrics,
+        "smg_mcp_tool_calls_total",
+        server="faults",
+        tool_name="echo",
+        result="success",
+        outcome="ok",
+        caller="loop",
     )
     assert calls is not None and calls >= 1
     iterations = sample(metrics, "smg_mcp_tool_iterations_total", model="mock-model")

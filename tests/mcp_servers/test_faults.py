@@ -154,4 +154,6 @@ async def test_annotations_describe_each_tool_honestly() -> None:
         "hang": varying,
         "crash": (False, True, False, False),
         "set_tools": (False, True, True, False),
+        "progress": varying,
+        "cancelled": varying,
     }

@@ -93,7 +93,7 @@ async def test_a_reply_cut_by_max_output_tokens_is_incomplete(oai: openai.AsyncO
     assert response.output_text == "echo: one"
 
 
-@pytest.mark.parametrize("field", ["background", "frobnicate", "text"])
+@pytest.mark.parametrize("field", ["reasoning", "frobnicate", "truncation"])
 async def test_an_unsupported_field_is_refused_naming_it(oai: openai.AsyncOpenAI, field: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         await oai.responses.create(model="mock-model", input="hi", extra_body={field: {"x": 1}})

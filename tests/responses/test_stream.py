@@ -1,5 +1,6 @@
 """stream: true through openai-python's own stream helpers: every event validates as its event types,
-numbers increase from 0, and the accumulated response equals the non-streamed one."""
+numbers increase from 0, and the accumulated response equals the non-streamed one. That the events
+are sent as the loop runs is tests/responses/test_stream_live.py's."""
 
 from __future__ import annotations
 
@@ -88,13 +89,16 @@ async def test_events_follow_openai_sequence_with_increasing_numbers(gateway: Ru
         "response.output_item.added",
         "response.content_part.added",
         "response.output_text.delta",
+        "response.output_text.delta",
         "response.output_text.done",
         "response.content_part.done",
         "response.output_item.done",
         "response.completed",
     ]
     assert events[0]["response"]["status"] == "in_progress"
-    assert events[4]["delta"] == "echo: hello"
+    # One delta per delta of the worker's stream (the scripted worker streams a word at a time).
+    assert [events[4]["delta"], events[5]["delta"]] == ["echo: ", "hello"]
+    assert events[6]["text"] == "echo: hello"
 
 
 async def test_a_streamed_request_is_counted_as_streaming(gateway: RunningGateway) -> None:

@@ -90,6 +90,7 @@ _CASES: dict[str, _Case] = {
     "--mcp-tools-ttl-secs": _Case("60", 60.0, ("61",), 61.0, lambda s: s.mcp.tools_ttl_secs),
     "--responses-ttl-secs": _Case("60", 60, ("61",), 61, lambda s: s.responses.ttl_secs),
     "--responses-max-stored": _Case("5", 5, ("6",), 6, lambda s: s.responses.max_stored),
+    "--responses-max-background": _Case("3", 3, ("4",), 4, lambda s: s.responses.max_background),
     "--max-messages-per-request": _Case("5", 5, ("6",), 6, lambda s: s.limits.max_messages),
     "--max-tools-per-request": _Case("7", 7, ("0",), 0, lambda s: s.limits.max_tools),
     "--shutdown-grace-period-secs": _Case(
@@ -103,6 +104,7 @@ _CASES: dict[str, _Case] = {
         lambda s: s.mcp.allowed_hosts,
     ),
     "--mcp-max-tool-output-bytes": _Case("100", 100, ("0",), 0, lambda s: s.mcp.max_tool_output_bytes),
+    "--mcp-request-servers": _Case("yes", True, (), True, lambda s: s.mcp.request_servers),
     "--enable-trace": _Case("true", True, (), True, lambda s: s.trace.enabled),
     "--otlp-traces-endpoint": _Case(
         "otel:4317", "otel:4317", ("127.0.0.1:4318",), "127.0.0.1:4318", lambda s: s.trace.otlp_endpoint

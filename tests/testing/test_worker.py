@@ -312,6 +312,25 @@ async def test_drop_after_chunks_truncates_stream_without_done(
     assert _content_of([*events, "[DONE]"]) == "echo: "
 
 
+async def test_hold_after_chunks_pauses_a_stream_until_the_fault_is_cleared(
+    worker: RunningWorker, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(f"{worker.url}/_smg/faults", json={"hold_after_chunks": 2}) as response:
+        assert response.status == 200
+    body = {"model": "mock-model", "stream": True, "messages": [_user("one two three")]}
+    received = b""
+    async with asyncio.timeout(30), http.post(f"{worker.url}/v1/chat/completions", json=body) as response:
+        while len(_decode_events(received.decode())) < 2:
+            received += await response.content.readany()
+        assert len(_decode_events(received.decode())) == 2  # held: nothing more until the fault is cleared
+        async with http.post(f"{worker.url}/_smg/faults", json={"hold_after_chunks": None}) as cleared:
+            assert cleared.status == 200
+        received += await response.content.read()
+    events = _decode_events(received.decode())
+    assert _content_of(events) == "echo: one two three"
+    assert events[-1] == "[DONE]"
+
+
 async def test_delay_faults_still_answer_in_full(worker: RunningWorker, http: aiohttp.ClientSession) -> None:
     worker.faults.delay_ms = 1
     worker.faults.chunk_delay_ms = 1

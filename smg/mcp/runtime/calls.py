@@ -11,7 +11,7 @@ from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
 from smg.mcp.runtime.convert import result_text
 from smg.mcp.runtime.tools import FAILURES, describe
-from smg.mcp.types import ToolStatus
+from smg.mcp.types import Progress, ToolStatus
 
 _CALL_GRACE_SECS = 5.0  # beyond the tool timeout, for the SDK's own timeout and courtesy cancel
 
@@ -26,12 +26,22 @@ class CallEnd:
 
 
 async def send_call(
-    server: str, client: Client, tool: str, arguments: dict[str, Any], *, timeout_secs: float
+    server: str,
+    client: Client,
+    tool: str,
+    arguments: dict[str, Any],
+    *,
+    timeout_secs: float,
+    progress: Progress | None = None,
 ) -> CallEnd:
-    """Call ``tool`` on ``client`` with a ``timeout_secs`` read timeout. Never raises but cancellation."""
+    """Call ``tool`` on ``client`` with a ``timeout_secs`` read timeout, handing the server's progress
+    notifications to ``progress``. Never raises but cancellation (which the SDK passes on to the server
+    as ``notifications/cancelled``, or by closing the call's stream on the 2026-07-28 wire)."""
     try:
         with anyio.move_on_after(timeout_secs + _CALL_GRACE_SECS) as scope:
-            result = await client.call_tool(tool, arguments, read_timeout_seconds=timeout_secs)
+            result = await client.call_tool(
+                tool, arguments, read_timeout_seconds=timeout_secs, progress_callback=progress
+            )
     except MCPError as exc:
         if exc.code == REQUEST_TIMEOUT:
             return CallEnd("timeout", _timed_out(server, tool, timeout_secs))

@@ -41,8 +41,8 @@ class HeldObserver:
         else:
             self._held.append((hook, args))
 
-    def on_tool_call(self, server: str, tool: str, status: str, duration: float) -> None:
-        self._emit(self._target.on_tool_call, server, tool, status, duration)
+    def on_tool_call(self, server: str, tool: str, status: str, duration: float, caller: str) -> None:
+        self._emit(self._target.on_tool_call, server, tool, status, duration, caller)
 
     def on_reconnect(self, server: str) -> None:
         self._emit(self._target.on_reconnect, server)

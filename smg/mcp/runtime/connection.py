@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
+from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.types import ToolListChangedNotification
 
@@ -23,6 +24,7 @@ from smg.mcp.errors import McpServerUnavailable
 from smg.mcp.registry.config import ServerSpec
 from smg.mcp.registry.hosts import scrub
 from smg.mcp.runtime.calls import send_call
+from smg.mcp.runtime.guarded import GuardedCalls
 from smg.mcp.runtime.hooks import BreakerLike, McpObserver, NullBreaker, NullMcpObserver, notify
 from smg.mcp.runtime.listing import ToolListing
 from smg.mcp.runtime.options import ConnectionOptions
@@ -31,7 +33,7 @@ from smg.mcp.runtime.session import SESSION_GONE, HandshakeTimeout, Session, ope
 from smg.mcp.runtime.state import ConnectionState, StateMachine, is_bug
 from smg.mcp.runtime.stdio import StderrPipe
 from smg.mcp.runtime.tools import FAILURES, describe, session_lost, watch_list_changed
-from smg.mcp.types import ServerStatus, ToolInfo, ToolOutcome, ToolStatus
+from smg.mcp.types import Caller, Progress, ServerStatus, ToolInfo, ToolOutcome
 
 logger = logging.getLogger("smg.mcp")
 _S = ConnectionState
@@ -59,7 +61,10 @@ class ServerConnection:
             lambda label: notify(self._observer.on_server_state, self.name, label)
         )
         self._reconnects = ReconnectPolicy(options, stopped=self._closing)
-        self._replays = ReplayPolicy(sleep=options.sleep, stopped=self._closing)
+        replays = ReplayPolicy(sleep=options.sleep, stopped=self._closing)
+        self._calls = GuardedCalls(
+            spec.name, breaker=self._breaker, replays=replays, observer=self._observer, clock=options.clock
+        )
         self._tools = ToolListing(spec.name, options, observer=self._observer, safe=self._safe)
         self._scope: anyio.CancelScope | None = None
         self._sessions = 0
@@ -212,30 +217,32 @@ class ServerConnection:
                 raise McpServerUnavailable(self.name, self._safe(describe(exc))) from None
         return self._tools.tools
 
-    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
-        """Call ``tool``; failures are outcomes (see `smg.mcp.types.McpRuntime.call_tool`)."""
-        start = self._options.clock()
-        if not self._breaker.allows():
-            text = f"the circuit breaker of MCP server {self.name!r} is open"
-            return self._finish(tool, "breaker_open", text, start, attempts=0)
-        (status, text, _), attempts = await self._replays.run(lambda: self._attempt(tool, arguments))
-        before = self._breaker.state.label
-        if status in ("unavailable", "timeout"):
-            self._breaker.record_failure()
-        else:
-            self._breaker.record_success()
-        if self._breaker.state.label != before:
-            notify(self._observer.on_breaker, self.name, self._breaker.state.label)
-        return self._finish(tool, status, text, start, attempts=attempts)
+    async def client(self) -> Client:
+        """The lent session's client, for requests other than tool calls (resources, prompts); waits for
+        a session as a call does. Raises McpServerUnavailable."""
+        return (await self._ready(self._options.ready_timeout)).client
 
-    async def _attempt(self, tool: str, arguments: dict[str, Any]) -> Attempt:
+    async def call_tool(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        caller: Caller = "loop",
+        progress: Progress | None = None,
+    ) -> ToolOutcome:
+        """Call ``tool``; failures are outcomes (see `smg.mcp.types.McpRuntime.call_tool`)."""
+        return await self._calls.run(tool, caller, lambda: self._attempt(tool, arguments, progress))
+
+    async def _attempt(self, tool: str, arguments: dict[str, Any], progress: Progress | None) -> Attempt:
         """(status, text, whether one more attempt is safe and may help: `smg.mcp.runtime.retrying`)."""
         timeout = self.spec.timeout_for(tool)
         try:
             session = await self._ready(min(timeout, self._options.ready_timeout))
         except McpServerUnavailable as exc:
             return "unavailable", exc.message, False
-        end = await send_call(self.name, session.client, tool, arguments, timeout_secs=timeout)
+        end = await send_call(
+            self.name, session.client, tool, arguments, timeout_secs=timeout, progress=progress
+        )
         if session.ended.seen and end.status == "error":
             # The server refused the call with a 404 for the session: it never ran, so any tool may
             # be sent again, once the owner has opened a new session.
@@ -291,10 +298,3 @@ class ServerConnection:
         if not self._machine.state.closing:
             level = logging.DEBUG if self._machine.state is _S.FAILED else logging.WARNING  # once per outage
             logger.log(level, "MCP server %s: session failed: %s", self.name, reason)
-
-    def _finish(
-        self, tool: str, status: ToolStatus, text: str, start: float, *, attempts: int
-    ) -> ToolOutcome:
-        duration = self._options.clock() - start
-        notify(self._observer.on_tool_call, self.name, tool, status, duration)
-        return ToolOutcome(self.name, tool, status, text, duration, attempts=attempts)

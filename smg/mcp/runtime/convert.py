@@ -23,6 +23,8 @@ def tool_info(server: str, tool: Tool) -> ToolInfo:
         read_only=read_only,
         idempotent=bool(hints is not None and hints.idempotent_hint),
         destructive=destructive,
+        title=tool.title,
+        annotations=None if hints is None else hints.model_dump(by_alias=True, exclude_none=True),
     )
 
 

@@ -82,7 +82,9 @@ class NullBreaker:
 class McpObserver(Protocol):
     """Telemetry seam of the MCP runtime. Implementations must be cheap; exceptions are logged and dropped."""
 
-    def on_tool_call(self, server: str, tool: str, status: str, duration: float) -> None: ...
+    def on_tool_call(self, server: str, tool: str, status: str, duration: float, caller: str) -> None:
+        """One tool call ended; ``caller`` is a `smg.mcp.types.Caller`."""
+        ...
 
     def on_reconnect(self, server: str) -> None: ...
 
@@ -98,7 +100,7 @@ class McpObserver(Protocol):
 class NullMcpObserver:
     """Observer that records nothing."""
 
-    def on_tool_call(self, server: str, tool: str, status: str, duration: float) -> None:
+    def on_tool_call(self, server: str, tool: str, status: str, duration: float, caller: str) -> None:
         pass
 
     def on_reconnect(self, server: str) -> None:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+from mcp import Client
 
 from smg.mcp.errors import McpServerNotFound, McpServerUnavailable
 from smg.mcp.registry.config import ServerSpec
@@ -34,7 +35,8 @@ from smg.mcp.runtime.hooks import (
     logger,
 )
 from smg.mcp.runtime.options import ConnectionOptions
-from smg.mcp.types import ServerStatus, ToolInfo, ToolOutcome
+from smg.mcp.runtime.watch import ListWatch
+from smg.mcp.types import Caller, Progress, ServerStatus, ToolInfo, ToolOutcome
 
 _DEFAULT = ConnectionOptions()
 
@@ -62,7 +64,8 @@ class McpPool:
         headers_hook: HeadersHook | None = None,
         max_output_bytes: int = 0,
     ) -> None:
-        self._observer = observer or NullMcpObserver()
+        self.tool_lists = ListWatch(observer or NullMcpObserver())  # upstream tool-list changes
+        self._observer: McpObserver = self.tool_lists
         self._breaker_factory = breaker_factory
         self._options = ConnectionOptions(
             tools_ttl=tools_ttl,
@@ -198,11 +201,24 @@ class McpPool:
             connection.name: found[connection.name] for connection in connections if connection.name in found
         }
 
-    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolOutcome:
+    async def call_tool(
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        caller: Caller = "loop",
+        progress: Progress | None = None,
+    ) -> ToolOutcome:
         """Call ``tool``; the outcome's text is cut to ``max_output_bytes`` (0: not cut) with a marker."""
-        outcome = await self._get(server).call_tool(tool, arguments)
+        outcome = await self._get(server).call_tool(tool, arguments, caller=caller, progress=progress)
         text = truncate_text(outcome.text, self._max_output_bytes)
         return outcome if text is outcome.text else dataclasses.replace(outcome, text=text)
+
+    async def client(self, server: str) -> Client:
+        """``server``'s session client, for requests other than tool calls (resources, prompts). Raises
+        McpServerNotFound and McpServerUnavailable."""
+        return await self._get(server).client()
 
     def _get(self, name: str) -> ServerConnection:
         connection = self._connections.get(name)

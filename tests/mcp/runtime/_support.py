@@ -81,7 +81,7 @@ class RecordingObserver:
 
     events: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def on_tool_call(self, server: str, tool: str, status: str, duration: float) -> None:
+    def on_tool_call(self, server: str, tool: str, status: str, duration: float, caller: str) -> None:
         self.events.append(("call", server, tool, status))
 
     def on_reconnect(self, server: str) -> None:
