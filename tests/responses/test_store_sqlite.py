@@ -95,3 +95,34 @@ def test_a_recorded_approval_run_survives_a_reopen_expires_and_is_capped(tmp_pat
     assert set(store.runs(["mcpr_a", "mcpr_b", "mcpr_c"])) == {"mcpr_b", "mcpr_c"}
     clock.now += 59
     assert set(store.runs(["mcpr_b", "mcpr_c"])) == {"mcpr_c"}  # b was recorded 60 s ago
+
+
+def test_storing_an_id_again_replaces_it_and_counts_it_once(tmp_path: Path) -> None:
+    clock = Clock()
+    store = SqliteResponseStore(tmp_path / "smg.db", max_responses=2, clock=clock)
+    for name in ("resp_a", "resp_a", "resp_a", "resp_b"):
+        clock.now += 1
+        store.put(stored(name))
+    assert store.count() == 2
+    assert [store.get(n).id for n in ("resp_a", "resp_b")] == ["resp_a", "resp_b"]
+
+
+def test_a_file_written_before_the_row_count_existed_is_counted_when_opened(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "smg.db"
+    clock = Clock()
+    store = SqliteResponseStore(path, max_responses=10, clock=clock)
+    for name in ("resp_1", "resp_2", "resp_3"):
+        clock.now += 1
+        store.put(stored(name))
+    with sqlite3.connect(path) as db:  # as an older gateway left it: no count table, no triggers
+        db.executescript(
+            "DROP TRIGGER responses_counted_in; DROP TRIGGER responses_counted_out;"
+            " DROP TABLE responses_count;"
+        )
+    reopened = SqliteResponseStore(path, max_responses=2, clock=clock)
+    clock.now += 1
+    reopened.put(stored("resp_4"))
+    assert reopened.count() == 2
+    assert [reopened.get(n).id for n in ("resp_3", "resp_4")] == ["resp_3", "resp_4"]
