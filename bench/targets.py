@@ -33,10 +33,14 @@ CHAT_PROBE = json.dumps({"model": "mock-model", "messages": [{"role": "user", "c
 LITELLM_KEY = "sk-bench-master-key"
 
 
-def start_smg(worker: str, *, core: int | None, log: Path, trace_endpoint: str | None = None) -> Proc:
-    """This project's gateway; ready when it prints its `smg listening on URL` line."""
+def start_smg(
+    worker: str, *, core: int | None, log: Path, trace_endpoint: str | None = None, processes: int = 1
+) -> Proc:
+    """This project's gateway; ready when it prints its `smg listening on URL` line. ``processes``: its
+    ``--processes`` (serving processes under a supervisor; they inherit ``core``'s pinning, so pass
+    ``core=None`` for more than one)."""
     args = [sys.executable, "-m", "smg", "--host", "127.0.0.1", "--port", "0", "--worker-urls", worker]
-    args += ["--prometheus-port", "0", "--log-level", "warning"]
+    args += ["--prometheus-port", "0", "--log-level", "warning", "--processes", str(processes)]
     if trace_endpoint is not None:
         args += ["--enable-trace", "--otlp-traces-endpoint", trace_endpoint]
     name = "smg-trace" if trace_endpoint else "smg"

@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
+from smg.database import Database, database_location
 from smg.keys.service import watched_keys
 from smg.mcp.control import McpControl
 from smg.mcp.registry.hosts import HostAllowList
-from smg.mcp.registry.store import SqliteRegistry
+from smg.mcp.registry.store import RegistryStore
 from smg.mcp.registry.yaml_config import static_servers
 from smg.mcp.runtime.pool import McpPool
 from smg.mcp.runtime.request_servers import RequestServers
@@ -35,7 +34,6 @@ from smg.observability.tracing import NullTracing, TracerProviderLike, Tracing, 
 from smg.observability.tracing_setup import OwnedTracerProvider, configure_tracing
 from smg.observability.tracing_setup import instrument_app as _instrument_app
 from smg.responses.service import ResponsesService
-from smg.responses.store import SqliteResponseStore
 from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
@@ -191,15 +189,16 @@ async def build_context(
             sleep=sleep,
             rng=rng,
         )
-        admission = Admission(
-            settings.admission.limit,
-            queue_size=settings.admission.queue_size,
-            queue_timeout_secs=settings.admission.queue_timeout_secs,
-            observer=http_observer,
+        share = settings.server.process_count  # limits hold for the instance: a process gets its share
+        admission = Admission.for_process(settings.admission, share, observer=http_observer)
+        database = Database(database_location(settings, stack))
+        storage = StorageMetrics(metrics, storage_type=database.storage_type)
+        keys = await stack.enter_async_context(
+            watched_keys(database.keys(storage), http_observer, rpm_share=share)
         )
-        database = _database_path(settings, stack)
-        keys = await stack.enter_async_context(watched_keys(database, http_observer, StorageMetrics(metrics)))
-        mcp = await _mcp_control(settings, stack, metrics, database, clock=clock, tracing=tracing)
+        servers = database.registry(storage)
+        mcp = await _mcp_control(settings, stack, metrics, servers, clock=clock, tracing=tracing)
+        await stack.enter_async_context(database.watching(registry=mcp.sync, keys=keys.sync))
         budgets = LoopBudgets(
             max_iterations=settings.mcp.max_iterations,
             max_tool_calls=settings.mcp.max_tool_calls,
@@ -240,7 +239,7 @@ async def build_context(
             responses=await stack.enter_async_context(  # its background runs end before what they use
                 ResponsesService(
                     tool_loop,
-                    SqliteResponseStore.configured(database, settings.responses, StorageMetrics(metrics)),
+                    database.responses(settings.responses, storage),
                     catalog=mcp,
                     budgets=budgets,
                     observer=RouterMetrics(metrics, endpoint="responses"),
@@ -257,19 +256,11 @@ async def build_context(
         )
 
 
-def _database_path(settings: Settings, stack: contextlib.AsyncExitStack) -> str:
-    """The gateway's database file: the MCP registry's, which stored responses and keys share (ADR 0013)."""
-    path = settings.mcp.registry_path
-    if path is None:  # no registry file configured: a private one that lives as long as the context
-        path = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="smg-mcp-"))) / "mcp.db")
-    return path
-
-
 async def _mcp_control(
     settings: Settings,
     stack: contextlib.AsyncExitStack,
     metrics: Metrics,
-    path: str,
+    registry: RegistryStore,
     *,
     clock: Callable[[], float],
     tracing: Tracing | NullTracing,
@@ -289,7 +280,7 @@ async def _mcp_control(
         )
     )
     control = McpControl(
-        SqliteRegistry(path, observer=StorageMetrics(metrics)),
+        registry,
         mcp_pool,
         static=static,
         probe_timeout=_PROBE_TIMEOUT_SECS,

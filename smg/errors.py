@@ -23,7 +23,9 @@
     +-- AdmissionQueueFull            429     admission_queue_full  (+ Retry-After)
     +-- KeyRateLimited                429     key_rate_limited  (+ Retry-After)
     +-- ResponseStoreError            500     response_store_error
+    |   +-- ResponseStoreUnavailable  503     response_store_error  (the database cannot be reached)
     +-- KeyStoreError                 500     key_store_error
+    |   +-- KeyStoreUnavailable       503     key_store_error  (the database cannot be reached)
     +-- UpstreamError                 5xx     (base: something between us and a worker failed)
     |   +-- UpstreamConnectError      502     upstream_unavailable
     |   +-- UpstreamProtocolError     502     upstream_protocol_error
@@ -149,6 +151,12 @@ class ResponseStoreError(SmgError):
         self.path = path
 
 
+class ResponseStoreUnavailable(ResponseStoreError):
+    """The stored responses' database cannot be reached right now (down, refused, connection lost)."""
+
+    status = 503
+
+
 class KeyNotFound(NotFound):
     code = "key_not_found"
 
@@ -165,6 +173,12 @@ class KeyStoreError(SmgError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(f"stored API keys at {path}: {message}" if path else f"stored API keys: {message}")
         self.path = path
+
+
+class KeyStoreUnavailable(KeyStoreError):
+    """The stored keys' database cannot be reached right now (down, refused, connection lost)."""
+
+    status = 503
 
 
 class MethodNotAllowed(SmgError):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Protocol
 
 from smg.errors import AdmissionQueueFull, AdmissionQueueTimeout
+from smg.settings.groups import AdmissionSettings
 
 
 class AdmissionObserver(Protocol):
@@ -29,6 +31,20 @@ class Admission:
         self._sem = asyncio.Semaphore(limit) if limit is not None else None
         self.inflight = 0
         self.queued = 0
+
+    @classmethod
+    def for_process(
+        cls, settings: AdmissionSettings, processes: int, *, observer: AdmissionObserver
+    ) -> Admission:
+        """One serving process's share of the instance's limits when ``processes`` serve it: the
+        concurrency bound and the queue size each divided by ``processes``, rounded up."""
+        limit = settings.limit
+        return cls(
+            None if limit is None else math.ceil(limit / processes),
+            queue_size=math.ceil(settings.queue_size / processes),
+            queue_timeout_secs=settings.queue_timeout_secs,
+            observer=observer,
+        )
 
     async def acquire(self) -> None:
         """Raises AdmissionQueueFull (429) when the queue is full, AdmissionQueueTimeout (503) after

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = settings_from_namespace(ns, os.environ)
             check_mcp_files(settings)
             configure_logging(settings.server.log_level, json=settings.server.log_json)
-            return run(settings)
+            return run(settings, args)
         if ns.command == "demo":
             from smg.cli.demo import run_demo
 

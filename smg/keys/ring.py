@@ -5,7 +5,8 @@ expiry compared with the wall clock, and the key's ``rpm`` bucket. The snapshot 
 `smg.keys.watch` when the store's version moves; nothing here touches the database.
 
 Rates: a token bucket per key name holding at most ``rpm`` requests and refilled at ``rpm`` per
-minute, in this process (a gateway's replicas each allow ``rpm``).
+minute, in this process (a gateway's replicas each allow ``rpm``). With ``rpm_share`` N (an instance
+of N serving processes) each process's bucket holds and refills ``ceil(rpm / N)``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ class KeyRing:
         observer: KeyObserver | None = None,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        rpm_share: int = 1,
     ) -> None:
         self._observer = observer or NullKeyObserver()
+        self._share = rpm_share
         self._wall = wall
         self._clock = clock
         self._by_digest: dict[bytes, KeyRecord] = {}
@@ -75,10 +78,13 @@ class KeyRing:
         buckets = {}
         for record in by_digest.values():
             bucket = self._buckets.get(record.name)
-            if bucket is not None and bucket.rpm == record.scope.rpm:
+            if bucket is not None and bucket.rpm == self._rate(record.scope.rpm):
                 buckets[record.name] = bucket
         self._by_digest, self._buckets = by_digest, buckets
         self.stored = bool(by_digest)
+
+    def _rate(self, rpm: int | None) -> int | None:
+        return rpm if rpm is None or self._share == 1 else math.ceil(rpm / self._share)
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -98,6 +104,8 @@ class KeyRing:
             raise AuthenticationError(f"API key {record.name!r} is {state}")
         rpm = record.scope.rpm
         if rpm is not None:
+            if self._share != 1:
+                rpm = math.ceil(rpm / self._share)
             now = self._clock()
             bucket = self._buckets.get(record.name)
             if bucket is None:

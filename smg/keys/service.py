@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -21,8 +20,7 @@ from smg.errors import SmgError
 from smg.keys.record import new_record
 from smg.keys.ring import KeyObserver, KeyRing
 from smg.keys.secrets import check_name
-from smg.keys.store import KeyStore, SqliteKeyStore
-from smg.sqlite_file import StorageObserver
+from smg.keys.store import KeyStore
 
 log = logging.getLogger("smg.keys")
 POLL_SECS = 0.5
@@ -91,13 +89,11 @@ class Keys:
 
 
 @contextlib.asynccontextmanager
-async def watched_keys(
-    path: str | os.PathLike[str], observer: KeyObserver, storage: StorageObserver
-) -> AsyncIterator[Keys]:
-    """The keys stored in the database file at ``path``, loaded, and watched (`Keys.run_watch`) until
-    the block ends. ``observer`` hears of rate refusals, ``storage`` of every database operation.
-    Raises KeyStoreError when the file cannot be opened or read."""
-    keys = Keys(SqliteKeyStore(path, observer=storage), KeyRing(observer=observer))
+async def watched_keys(store: KeyStore, observer: KeyObserver, *, rpm_share: int = 1) -> AsyncIterator[Keys]:
+    """The keys of ``store``, loaded, and watched (`Keys.run_watch`) until the block ends. ``observer``
+    hears of rate refusals; ``rpm_share`` is the ring's (`KeyRing`). Raises KeyStoreError when the store
+    cannot be read."""
+    keys = Keys(store, KeyRing(observer=observer, rpm_share=rpm_share))
     keys.load()
     task = asyncio.create_task(keys.run_watch(), name="smg-key-watch")
     try:

@@ -37,7 +37,7 @@ CREATE TRIGGER IF NOT EXISTS api_keys_update AFTER UPDATE ON api_keys
 CREATE TRIGGER IF NOT EXISTS api_keys_delete AFTER DELETE ON api_keys
   BEGIN UPDATE api_keys_version SET value = value + 1; END;
 """
-_COLUMNS = "name, digest, scope, created_at, expires_at, revoked_at"
+COLUMNS = "name, digest, scope, created_at, expires_at, revoked_at"
 
 
 class KeyStore(Protocol):
@@ -76,14 +76,14 @@ class SqliteKeyStore:
 
     def list(self) -> builtins.list[KeyRecord]:
         def run(db: sqlite3.Connection) -> builtins.list[KeyRecord]:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name").fetchall()
+            rows = db.execute(f"SELECT {COLUMNS} FROM api_keys ORDER BY name").fetchall()
             return [self._decode(row) for row in rows]
 
         return self._file.observed("key_list", lambda: self._file.run(run))
 
     def get(self, name: str) -> KeyRecord:
         def run(db: sqlite3.Connection) -> KeyRecord:
-            row = db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE name = ?", (name,)).fetchone()
+            row = db.execute(f"SELECT {COLUMNS} FROM api_keys WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise KeyNotFound(name)
             return self._decode(row)
@@ -91,33 +91,19 @@ class SqliteKeyStore:
         return self._file.observed("key_get", lambda: self._file.run(run))
 
     def add(self, record: KeyRecord) -> None:
-        s = record.scope
-        scope = {
-            "servers": sorted(s.servers) if s.servers is not None else None,
-            "tools": sorted(s.tools) if s.tools is not None else None,
-            "models": sorted(s.models) if s.models is not None else None,
-            "rpm": s.rpm,
-        }
-        values = (
-            record.name,
-            record.digest.hex(),
-            json.dumps(scope, separators=(",", ":")),
-            record.created_at,
-            record.expires_at,
-            record.revoked_at,
-        )
+        values = encode(record)
 
         def run(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM api_keys WHERE name = ?", (record.name,)).fetchone():
                 raise KeyExists(record.name)
-            db.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
+            db.execute(f"INSERT INTO api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
 
         self._file.observed("key_add", lambda: self._file.run(run, write=True))
 
     def revoke(self, name: str, *, at: float) -> KeyRecord:
         def run(db: sqlite3.Connection) -> KeyRecord:
             db.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (at, name))
-            row = db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE name = ?", (name,)).fetchone()
+            row = db.execute(f"SELECT {COLUMNS} FROM api_keys WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise KeyNotFound(name)
             return self._decode(row)
@@ -132,30 +118,53 @@ class SqliteKeyStore:
         return self._file.observed("key_version", lambda: self._file.run(run))
 
     def _decode(self, row: tuple[Any, ...]) -> KeyRecord:
-        name, hexdigest, raw, created_at, expires_at, revoked_at = row
-        try:
-            scope = json.loads(raw)
-            rpm = scope.get("rpm")
-            if rpm is not None and (not isinstance(rpm, int) or rpm < 1):
-                raise TypeError("not a rate")
-            record = KeyRecord(
+        return decode(row, str(self.path))
+
+
+def encode(record: KeyRecord) -> tuple[Any, ...]:
+    """The stored columns (``COLUMNS``, in order) of ``record``."""
+    s = record.scope
+    scope = {
+        "servers": sorted(s.servers) if s.servers is not None else None,
+        "tools": sorted(s.tools) if s.tools is not None else None,
+        "models": sorted(s.models) if s.models is not None else None,
+        "rpm": s.rpm,
+    }
+    return (
+        record.name,
+        record.digest.hex(),
+        json.dumps(scope, separators=(",", ":")),
+        record.created_at,
+        record.expires_at,
+        record.revoked_at,
+    )
+
+
+def decode(row: tuple[Any, ...], where: str) -> KeyRecord:
+    """The record of a stored row (``COLUMNS``). Raises KeyStoreError naming ``where``."""
+    name, hexdigest, raw, created_at, expires_at, revoked_at = row
+    try:
+        scope = json.loads(raw)
+        rpm = scope.get("rpm")
+        if rpm is not None and (not isinstance(rpm, int) or rpm < 1):
+            raise TypeError("not a rate")
+        return KeyRecord(
+            name=name,
+            digest=bytes.fromhex(hexdigest),
+            scope=KeyScope(
                 name=name,
-                digest=bytes.fromhex(hexdigest),
-                scope=KeyScope(
-                    name=name,
-                    servers=_set(scope.get("servers")),
-                    tools=_set(scope.get("tools")),
-                    models=_set(scope.get("models")),
-                    rpm=rpm,
-                ),
-                created_at=float(created_at),
-                expires_at=None if expires_at is None else float(expires_at),
-                revoked_at=None if revoked_at is None else float(revoked_at),
-            )
-        except (ValueError, TypeError, AttributeError):
-            # A hand-edited row must not surface as the caller's 400, nor let a bad scope widen.
-            raise KeyStoreError(f"stored key {name!r} is not a valid record", path=str(self.path)) from None
-        return record
+                servers=_set(scope.get("servers")),
+                tools=_set(scope.get("tools")),
+                models=_set(scope.get("models")),
+                rpm=rpm,
+            ),
+            created_at=float(created_at),
+            expires_at=None if expires_at is None else float(expires_at),
+            revoked_at=None if revoked_at is None else float(revoked_at),
+        )
+    except (ValueError, TypeError, AttributeError):
+        # A hand-edited row must not surface as the caller's 400, nor let a bad scope widen.
+        raise KeyStoreError(f"stored key {name!r} is not a valid record", path=where) from None
 
 
 def _set(value: Any) -> frozenset[str] | None:

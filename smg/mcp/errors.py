@@ -110,6 +110,12 @@ class McpRegistryError(SmgError):
         self.path = path
 
 
+class McpRegistryUnavailable(McpRegistryError):
+    """The registry's database cannot be reached right now (down, refused, connection lost)."""
+
+    status = 503
+
+
 class McpServerUnavailable(ServiceUnavailable):
     """A ``required`` MCP server cannot serve its tools right now."""
 

@@ -4,6 +4,7 @@ prometheus_client. Label values come from bounded, server-controlled sets (`Boun
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,6 +21,14 @@ DURATION_BUCKETS = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 45.0,
     60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 480.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0,
 )  # fmt: skip
+
+
+# How a gauge's values of several serving processes combine into the one series /metrics shows
+# (prometheus_client's multiprocess modes, docs/monitoring.md); "live": a dead process's value is dropped.
+# Ignored in a single process.
+LIVESUM: dict[str, Any] = {"multiprocess_mode": "livesum"}  # amounts: in flight, queued
+LIVEMAX: dict[str, Any] = {"multiprocess_mode": "livemax"}  # the worst state, the largest pool
+LIVEMIN: dict[str, Any] = {"multiprocess_mode": "livemin"}  # up only while up in every process
 
 
 class Bounded:
@@ -102,16 +111,20 @@ class Metrics:
         self.http_responses = Counter(
             "smg_http_responses", "HTTP responses", ["path", "status_code", "error_code"], registry=r
         )
-        self.http_connections = Gauge("smg_http_connections_active", "HTTP requests in progress", registry=r)
+        self.http_connections = Gauge(
+            "smg_http_connections_active", "HTTP requests in progress", registry=r, **LIVESUM
+        )
         self.http_rate_limit = Counter(
             "smg_http_rate_limit", "Admission and key rate decisions", ["decision"], registry=r
         )
         self.http_key_rate_limit = Counter(
             "smg_http_key_rate_limit", "Requests refused over their key's rpm", ["key"], registry=r
         )
-        self.admission_queue_depth = Gauge("smg_http_admission_queue_depth", "Requests waiting", registry=r)
+        self.admission_queue_depth = Gauge(
+            "smg_http_admission_queue_depth", "Requests waiting", registry=r, **LIVESUM
+        )
         self.admission_inflight = Gauge(
-            "smg_http_admission_inflight", "Requests holding a permit", registry=r
+            "smg_http_admission_inflight", "Requests holding a permit", registry=r, **LIVESUM
         )
         # Layer 2: router
         router_labels = ["router_type", "model", "endpoint", "streaming"]
@@ -141,10 +154,18 @@ class Metrics:
         )
         # Layer 3: workers
         worker, transition, selection = ("worker",), ("worker", "from", "to"), ("policy", "worker")
-        self.worker_health = Gauge("smg_worker_health", "1 healthy, 0 unhealthy", worker, registry=r)
-        self.worker_active = Gauge("smg_worker_requests_active", "Requests in flight", worker, registry=r)
+        self.worker_health = Gauge(
+            "smg_worker_health", "1 healthy, 0 unhealthy", worker, registry=r, **LIVEMIN
+        )
+        self.worker_active = Gauge(
+            "smg_worker_requests_active", "Requests in flight", worker, registry=r, **LIVESUM
+        )
         self.worker_cb_state = Gauge(
-            "smg_worker_cb_state", "Breaker state: 0 closed, 1 open, 2 half_open", worker, registry=r
+            "smg_worker_cb_state",
+            "Breaker state: 0 closed, 1 open, 2 half_open",
+            worker,
+            registry=r,
+            **LIVEMAX,
         )
         self.worker_cb_transitions = Counter(
             "smg_worker_cb_transitions", "Breaker transitions", transition, registry=r
@@ -156,7 +177,7 @@ class Metrics:
         self.worker_retry_backoff = Histogram(
             "smg_worker_retry_backoff_seconds", "Backoff before a retry", buckets=b, registry=r
         )
-        self.worker_pool_size = Gauge("smg_worker_pool_size", "Registered workers", registry=r)
+        self.worker_pool_size = Gauge("smg_worker_pool_size", "Registered workers", registry=r, **LIVEMAX)
         self.worker_selection = Counter("smg_worker_selection", "Worker selections", selection, registry=r)
         self._per_worker: tuple[tuple[Gauge | Counter, tuple[str, ...]], ...] = (
             (self.worker_health, worker),
@@ -188,10 +209,14 @@ class Metrics:
             registry=r,
         )
         self.mcp_servers_active = Gauge(
-            "smg_mcp_servers_active", "MCP servers with a live session", registry=r
+            "smg_mcp_servers_active", "MCP servers with a live session", registry=r, **LIVEMIN
         )
         self.mcp_server_state = Gauge(
-            "smg_mcp_server_connected", "1 while the MCP server's session is up", ["server"], registry=r
+            "smg_mcp_server_connected",
+            "1 while the MCP server's session is up",
+            ["server"],
+            registry=r,
+            **LIVEMIN,
         )
         self.mcp_iterations = Counter(
             "smg_mcp_tool_iterations", "Model calls made by tool loops", ["model"], registry=r
@@ -213,6 +238,7 @@ class Metrics:
             "MCP server breaker: 0 closed, 1 open, 2 half_open",
             ["server"],
             registry=r,
+            **LIVEMAX,
         )
         self.mcp_approvals = Counter(
             "smg_mcp_approvals", "MCP call approvals of the Responses API", ["decision"], registry=r

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -12,11 +12,15 @@ from smg.observability.metrics import Metrics
 
 
 @asynccontextmanager
-async def metrics_listener(metrics: Metrics, *, host: str, port: int) -> AsyncIterator[int]:
-    """Serve ``/metrics`` until the context exits; yields the bound port (useful with ``port=0``)."""
+async def metrics_listener(
+    metrics: Metrics | Callable[[], bytes], *, host: str, port: int
+) -> AsyncIterator[int]:
+    """Serve ``/metrics`` (``metrics``' registry, or what the renderer ``metrics`` returns) until the
+    context exits; yields the bound port (useful with ``port=0``)."""
+    render = metrics.render if isinstance(metrics, Metrics) else metrics
 
     async def handle(_: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
     app.router.add_get("/metrics", handle)

@@ -9,6 +9,7 @@ are closed and stdio MCP children stopped. A second SIGINT forces an immediate s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import signal
@@ -94,20 +95,33 @@ def uvicorn_config(app: ASGIApp, server: ServerSettings) -> uvicorn.Config:
     )
 
 
-async def serve(settings: Settings, *, on_ready: Callable[[str, str], None]) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    on_ready: Callable[[str, str], None],
+    sock: socket.socket | None = None,
+    metrics: bool = True,
+) -> None:
     """Serve the gateway ``settings`` describe until SIGINT/SIGTERM (see the module's text). Once
     listening, calls ``on_ready(url, metrics_url)``. Raises OSError when a port cannot be bound, and
-    `smg.errors.SmgError` for a start-up configuration the context refuses."""
+    `smg.errors.SmgError` for a start-up configuration the context refuses.
+
+    ``sock``: a listening socket to serve on instead of binding one (a serving process under the
+    supervisor, `smg.serving.supervisor`); ``metrics`` False: no metrics listener of its own (the
+    supervisor serves them all; ``metrics_url`` is then empty)."""
     server_cfg = settings.server
-    sock = bind(server_cfg.host, server_cfg.port)
+    sock = sock if sock is not None else bind(server_cfg.host, server_cfg.port)
     # returning_freed_memory: the RSS goes back near its baseline after a burst of streams.
     async with build_context(settings) as ctx, returning_freed_memory():
         app = create_app(settings, context=ctx)
         grace = server_cfg.shutdown_grace_period_secs
         server = ReadyServer(uvicorn_config(app, server_cfg), grace_secs=grace)
-        async with metrics_listener(
-            ctx.metrics, host=server_cfg.metrics_host, port=server_cfg.prometheus_port
-        ) as mport:
+        listener = (
+            metrics_listener(ctx.metrics, host=server_cfg.metrics_host, port=server_cfg.prometheus_port)
+            if metrics
+            else contextlib.nullcontext(0)
+        )
+        async with listener as mport:
             task = asyncio.create_task(server.serve(sockets=[sock]))
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -117,7 +131,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str, str], None]) -> 
             ready.cancel()
             if server.started:
                 port = sock.getsockname()[1]
-                metrics_url = f"{display_url(server_cfg.metrics_host, mport)}/metrics"
+                metrics_url = f"{display_url(server_cfg.metrics_host, mport)}/metrics" if metrics else ""
                 on_ready(display_url(server_cfg.host, port), metrics_url)
             await task
     sock.close()

@@ -102,6 +102,15 @@ def _url_path(value: str) -> str:
     return value
 
 
+def _database_url(value: str) -> str:
+    scheme, sep, _rest = value.partition("://")
+    if not value.strip() or (sep and scheme not in ("sqlite", "postgresql", "postgres")):
+        raise ValueError("must be a SQLite file path, sqlite:///path or postgresql://...")
+    if scheme == "sqlite" and not value.startswith("sqlite:///"):
+        raise ValueError("a SQLite URL is sqlite:///path (three slashes, then the path)")
+    return value
+
+
 def _flag_worker_url(value: str) -> str:
     return check_worker_url(value, key_hint="use --worker-api-key")
 
@@ -126,4 +135,5 @@ EntryKey = Annotated[str, AfterValidator(_key)]
 HostPatterns = Annotated[tuple[str, ...], BeforeValidator(_split), AfterValidator(parse_host_patterns)]
 NotBlank = Annotated[str, AfterValidator(_not_blank)]
 UrlPath = Annotated[str, AfterValidator(_url_path)]
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 ENTRY_INPUT = BeforeValidator(_entry)

@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass
 from smg.settings.fields import (
     GROUP_CONFIG,
     ApiKeys,
+    DatabaseUrl,
     FileSection,
     Flag,
     HostPatterns,
@@ -54,15 +55,29 @@ class ServerSettings:
     request_head_timeout_secs: Annotated[float, Flag("request-head-timeout-secs")] = Field(
         default=10.0, gt=0, description="time a connection has to send a complete request head"
     )
+    database_url: Annotated[DatabaseUrl | None, Flag("database-url")] = Field(
+        default=None,
+        repr=False,
+        description="the gateway's database (MCP registry, keys, stored responses): a SQLite file path or "
+        "sqlite:///path (default: the --mcp-registry file), or postgresql://... shared by replicas",
+    )
     shutdown_grace_period_secs: Annotated[float, Flag("shutdown-grace-period-secs")] = Field(
         default=30.0,
         ge=0,
         description="on SIGTERM, how long in-flight requests may take to finish before they are cancelled",
     )
+    processes: Annotated[int, Flag("processes")] = Field(
+        default=1, ge=0, le=1024, description="serving processes sharing the port (0: one per core)"
+    )
     log_level: Annotated[LogLevel, Flag("log-level")] = Field(default="info", description="log level")
     log_json: Annotated[Switch, Flag("log-json")] = Field(
         default=False, description="log one JSON object per line"
     )
+
+    @property
+    def process_count(self) -> int:
+        """Serving processes in force: ``processes``, or the host's core count for 0."""
+        return self.processes or (os.cpu_count() or 1)
 
     @property
     def metrics_host(self) -> str:

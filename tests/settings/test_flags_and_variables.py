@@ -79,6 +79,9 @@ _CASES: dict[str, _Case] = {
     "--admin-api-key": _Case("a1,a2", ("a1", "a2"), ("a3",), ("a3",), lambda s: s.auth.admin_api_keys),
     "--log-level": _Case("debug", "debug", ("error",), "error", lambda s: s.server.log_level),
     "--log-json": _Case("1", True, (), True, lambda s: s.server.log_json),
+    "--database-url": _Case(
+        "postgresql://smg@db/a", "postgresql://smg@db/a", ("b.db",), "b.db", lambda s: s.server.database_url
+    ),
     "--mcp-registry": _Case(
         "/tmp/a.db", "/tmp/a.db", ("/tmp/b.db",), "/tmp/b.db", lambda s: s.mcp.registry_path
     ),
@@ -93,6 +96,7 @@ _CASES: dict[str, _Case] = {
     "--responses-max-background": _Case("3", 3, ("4",), 4, lambda s: s.responses.max_background),
     "--max-messages-per-request": _Case("5", 5, ("6",), 6, lambda s: s.limits.max_messages),
     "--max-tools-per-request": _Case("7", 7, ("0",), 0, lambda s: s.limits.max_tools),
+    "--processes": _Case("4", 4, ("0",), 0, lambda s: s.server.processes),
     "--shutdown-grace-period-secs": _Case(
         "5", 5.0, ("0",), 0.0, lambda s: s.server.shutdown_grace_period_secs
     ),
