@@ -190,6 +190,11 @@ class BackgroundRuns:
                 f"Response '{response_id}' cannot be cancelled: only responses created with "
                 "'background': true can be cancelled."
             )
+        if run is None and response["status"] in ("queued", "in_progress"):
+            raise InvalidRequest(
+                f"Response '{response_id}' runs in another serving process or replica of this gateway, "
+                "and only the one running it can cancel it; send the cancel again to reach it."
+            )
         if response["status"] != "cancelled":
             raise InvalidRequest(
                 f"Response '{response_id}' cannot be cancelled: it is already {response['status']}."

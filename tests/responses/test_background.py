@@ -19,8 +19,9 @@ import openai
 import pytest
 from openai.types.responses import Response
 
+from smg.errors import InvalidRequest
 from smg.observability.metrics import Metrics
-from smg.responses.background import SHUT_DOWN, STOPPED
+from smg.responses.background import SHUT_DOWN, STOPPED, BackgroundRuns
 from smg.responses.store import SqliteResponseStore, StoredResponse
 from smg.settings import McpSettings, ResponsesSettings
 from smg.testing.gateway import RunningGateway
@@ -317,3 +318,15 @@ def test_the_store_fails_only_the_begun_responses_no_put_has_ended(tmp_path: Pat
         "completed",
     ]
     assert again.fail_unfinished(lambda r: r | {"status": "failed"}) == []
+
+
+async def test_a_cancel_for_a_run_of_another_process_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    runs = BackgroundRuns(SqliteResponseStore(tmp_path / "smg.db"), limit=1)
+    elsewhere = {"id": "resp_x", "background": True, "status": "in_progress"}
+
+    async def stored() -> dict[str, Any]:
+        return elsewhere
+
+    with pytest.raises(InvalidRequest, match="another serving process or replica"):
+        await runs.cancel("resp_x", stored)
+    assert elsewhere["status"] == "in_progress"
