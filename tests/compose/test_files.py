@@ -142,6 +142,30 @@ def _arg(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
+GATEWAYS = ("smg-1", "smg-2")
+
+
+def _interpolated(value: str) -> str:
+    """``value`` as Compose substitutes it with no variable set: each ``${NAME:-default}`` is its default."""
+    assert "$" not in re.sub(r"\$\{\w+:-[^}]*\}", "", value), f"{value}: only ${{NAME:-default}} is used"
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def _haproxy() -> dict[str, list[list[str]]]:
+    """compose/lb/haproxy.cfg as {section header: its directives, each split into words}."""
+    sections: dict[str, list[list[str]]] = {}
+    current: list[list[str]] = []
+    for raw in (COMPOSE / "lb/haproxy.cfg").read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line:
+            continue
+        if not raw[0].isspace():
+            current = sections.setdefault(line.strip(), [])
+        else:
+            current.append(line.split())
+    return sections
+
+
 # --- Prometheus -----------------------------------------------------------------------------------
 
 
@@ -187,9 +211,10 @@ def test_prometheus_scrapes_the_metrics_listener_of_the_compose_gateway() -> Non
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "smg"]
     assert job["scrape_interval"] == "5s"
     assert job["metrics_path"] == "/metrics"
-    command = _services()["smg"]["command"]
-    port = _arg(command, "--prometheus-port")
-    assert job["static_configs"][0]["targets"] == [f"smg:{port}"]
+    (static,) = job["static_configs"]
+    assert static["targets"] == [
+        f"{g}:{_arg(_services()[g]['command'], '--prometheus-port')}" for g in GATEWAYS
+    ]
     # Prometheus resolves rule_files next to its config: both are mounted into one directory.
     targets = {Path(t) for _, t in _bind_mounts(_services()["prometheus"])}
     config_dir = Path("/etc/prometheus")
@@ -430,23 +455,6 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards_and_prometheus() 
     )
 
 
-# --- Kubernetes -----------------------------------------------------------------------------------
-
-
-def test_servicemonitor_selects_the_service_exposing_the_metrics_port() -> None:
-    docs = list(yaml.safe_load_all((COMPOSE / "kubernetes/servicemonitor.yaml").read_text(encoding="utf-8")))
-    (service,) = [d for d in docs if d["kind"] == "Service"]
-    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
-    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    labels = service["metadata"]["labels"]
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert service["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
-    ports = {p["name"]: p for p in service["spec"]["ports"]}
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert ports[endpoint["port"]]["targetPort"] == 29000
-    assert endpoint["path"] == "/metrics"
-
-
 # --- Compose --------------------------------------------------------------------------------------
 
 
@@ -463,7 +471,9 @@ def test_docker_compose_validates_the_file_with_and_without_the_model_profile() 
 def test_compose_has_the_stack() -> None:
     services = _services()
     assert {
-        "smg",
+        *GATEWAYS,
+        "lb",
+        "postgres",
         "worker",
         "clock",
         "calc",
@@ -496,18 +506,67 @@ def test_every_build_context_and_mounted_host_file_exists() -> None:
 
 
 def test_the_gateway_command_is_accepted_by_smg() -> None:
-    smg = _services()["smg"]
-    command = smg["command"]
-    assert command[0] == "launch"
-    settings = parse_settings(command[1:], env={})
-    assert settings.workers.urls == ("http://worker:8000",)
-    assert settings.server.prometheus_host == "0.0.0.0"
-    assert settings.server.host == "0.0.0.0"
-    assert settings.mcp.config_path in {target.removesuffix(":ro") for _, target in _bind_mounts(smg)}
-    worker = _services()["worker"]
-    assert worker["entrypoint"][-1] == "smg.testing.worker"
-    assert urlsplit(settings.workers.urls[0]).port == int(_arg(worker["command"], "--port"))
-    assert _arg(worker["command"], "--host") == "0.0.0.0"
+    for name in GATEWAYS:
+        smg = _services()[name]
+        command = smg["command"]
+        assert command[0] == "launch"
+        env = {k: _interpolated(v) for k, v in smg["environment"].items()}
+        settings = parse_settings(command[1:], env=env)
+        assert settings.workers.urls == ("http://worker:8000",)
+        assert settings.server.prometheus_host == "0.0.0.0"
+        assert settings.server.host == "0.0.0.0"
+        assert settings.mcp.config_path in {target.removesuffix(":ro") for _, target in _bind_mounts(smg)}
+        worker = _services()["worker"]
+        assert worker["entrypoint"][-1] == "smg.testing.worker"
+        assert urlsplit(settings.workers.urls[0]).port == int(_arg(worker["command"], "--port"))
+        assert _arg(worker["command"], "--host") == "0.0.0.0"
+    first, second = (_services()[g] for g in GATEWAYS)
+    assert first["command"] == second["command"] and first["environment"] == second["environment"]
+
+
+def test_both_replicas_share_the_postgres_service_and_wait_for_it() -> None:
+    services = _services()
+    postgres = services["postgres"]
+    pg_env = {k: _interpolated(v) for k, v in postgres["environment"].items()}
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    for name in GATEWAYS:
+        env = {k: _interpolated(v) for k, v in services[name]["environment"].items()}
+        settings = parse_settings([], env=env)
+        url = urlsplit(str(settings.server.database_url))
+        assert url.scheme == "postgresql"
+        assert (url.hostname, url.port) == ("postgres", 5432)
+        assert (url.username, url.password) == (pg_env["POSTGRES_USER"], pg_env["POSTGRES_PASSWORD"])
+        assert url.path == f"/{pg_env['POSTGRES_DB']}"
+        assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    # Only the balancer publishes the gateway port; each replica publishes its own metrics port.
+    published = {name: [p.split(":") for p in services[name].get("ports", [])] for name in (*GATEWAYS, "lb")}
+    assert [host for host, _ in published["lb"]] == ["30000"]
+    assert sorted(host for g in GATEWAYS for host, _ in published[g]) == ["29000", "29001"]
+
+
+def test_the_load_balancer_sends_the_published_port_to_both_ready_replicas() -> None:
+    lb = _services()["lb"]
+    assert lb["image"].startswith("haproxy:")
+    assert dict(_bind_mounts(lb)) == {"./lb/haproxy.cfg": "/usr/local/etc/haproxy/haproxy.cfg"}
+    config = _haproxy()
+    (frontend,) = [body for header, body in config.items() if header.startswith("frontend ")]
+    (bind,) = [d for d in frontend if d[0] == "bind"]
+    port = bind[1].rsplit(":", 1)[1]
+    assert [p.split(":") for p in lb["ports"]] == [[port, port]]
+    (backend_name,) = [d[1] for d in frontend if d[0] == "default_backend"]
+    backend = config[f"backend {backend_name}"]
+    assert ["option", "httpchk", "GET", "/readiness"] in backend
+    assert ["http-check", "expect", "status", "200"] in backend
+    servers = [d for d in backend if d[0] == "server"]
+    assert [s[1] for s in servers] == list(GATEWAYS)
+    for server in servers:
+        host, server_port = server[2].rsplit(":", 1)
+        assert host == server[1] and "check" in server[3:]
+        assert server_port == _arg(_services()[host]["command"], "--port")
+    (defaults,) = [d for d in backend if d[0] == "default-server"]
+    resolvers = defaults[defaults.index("resolvers") + 1]
+    assert ["nameserver", "dns", "127.0.0.11:53"] in config[f"resolvers {resolvers}"]
+    assert set(lb["depends_on"]) == set(GATEWAYS)
 
 
 def test_the_mcp_config_names_the_http_mcp_server_services() -> None:
@@ -528,9 +587,16 @@ def test_the_mcp_config_names_the_http_mcp_server_services() -> None:
         assert url.path == "/mcp"
 
 
+def test_haproxy_accepts_the_load_balancer_config() -> None:
+    """The replicas' names do not resolve here: ``init-addr none`` lets HAProxy start without them (as in
+    compose, where it starts before they do) and its resolvers find them later."""
+    out = _run(_tool("haproxy"), "-c", "-f", str(COMPOSE / "lb/haproxy.cfg"))
+    assert "Configuration file is valid" in out.stdout + out.stderr
+
+
 def test_traces_go_through_the_collector_to_jaeger() -> None:
     services = _services()
-    endpoint = services["smg"]["environment"]["SMG_OTLP_TRACES_ENDPOINT"]
+    endpoint = services["smg-1"]["environment"]["SMG_OTLP_TRACES_ENDPOINT"]
     host, port = endpoint.rsplit(":", 1)
     assert host == "otel-collector" and port == "4317"
     collector = _yaml(COMPOSE / "otel/collector.yaml")
@@ -589,7 +655,7 @@ def test_docs_name_every_alert_port_and_the_profile() -> None:
     docs = (ROOT / "docs/compose.md").read_text(encoding="utf-8")
     for alert in SEED_ALERTS | OUR_ALERTS:
         assert alert in docs, alert
-    for port in ("30000", "29000", "9090", "3000", "16686"):
+    for port in ("30000", "29000", "29001", "9090", "3000", "16686"):
         assert port in docs, port
     assert "--profile model" in docs
     assert "docker compose" in docs
