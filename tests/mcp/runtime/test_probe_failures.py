@@ -3,6 +3,7 @@ session timed out and after how long. Real child processes."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,8 @@ async def test_the_stderr_pipe_keeps_only_the_last_few_lines_each_cut_short() ->
             with anyio.fail_after(30):
                 await pipe.exited.wait()
         finally:
-            child.kill()
+            with contextlib.suppress(ProcessLookupError):  # it has exited and been reaped already
+                child.kill()
             with anyio.fail_after(30):
                 await child.wait()
             await child.aclose()
