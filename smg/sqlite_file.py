@@ -42,6 +42,24 @@ class NullStorageObserver:
         pass
 
 
+def observed(
+    observer: StorageObserver, clock: Callable[[], float], operation: str, run: Callable[[], _T]
+) -> _T:
+    """``run()``, reported to ``observer`` as ``operation`` with its result (``ok``, the `SmgError`'s
+    code, or ``error``) and duration: the one way every store's operation is counted."""
+    start = clock()
+    result = "error"
+    try:
+        value = run()
+        result = "ok"
+        return value
+    except SmgError as exc:
+        result = exc.code
+        raise
+    finally:
+        observer.on_operation(operation, result, clock() - start)
+
+
 class StoreErrorType(Protocol):
     """The store's own error class: ``error(message, path=...)``."""
 
@@ -88,17 +106,7 @@ class SqliteFile:
 
     def observed(self, operation: str, run: Callable[[], _T]) -> _T:
         """``run()``, reported to the observer as ``operation``."""
-        start = self._clock()
-        result = "error"
-        try:
-            value = run()
-            result = "ok"
-            return value
-        except SmgError as exc:
-            result = exc.code
-            raise
-        finally:
-            self._observer.on_operation(operation, result, self._clock() - start)
+        return observed(self._observer, self._clock, operation, run)
 
     def _create(self, schema: str) -> None:
         try:

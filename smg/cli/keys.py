@@ -28,6 +28,7 @@ from smg.cli import mcp_render as render
 from smg.cli.gateway_http import GatewayClient
 from smg.cli.progress import progress
 from smg.cli.tables import print_table
+from smg.cli.target import add_action, add_target_options
 from smg.errors import ConfigError, SmgError
 from smg.settings.paths import default_registry_path
 
@@ -82,24 +83,20 @@ def add_parser(sub: Any) -> None:
 
 
 def _action(actions: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
-    _add_target_options(parser, default=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=handle)
-    return parser
+    return add_action(
+        actions,
+        name,
+        help_text,
+        target_options=lambda parser: _add_target_options(parser, default=argparse.SUPPRESS),
+        handler=handle,
+    )
 
 
 def _add_target_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
-    # After the action the defaults are SUPPRESS, so an absent option keeps the value given before it.
-    parser.add_argument(
-        "--gateway", default=default, metavar="URL", help="gateway base URL (env SMG_GATEWAY_URL)"
-    )
-    parser.add_argument("--admin-key", default=default, metavar="KEY", help="admin key (env SMG_ADMIN_KEY)")
-    parser.add_argument(
-        "--registry",
+    add_target_options(
+        parser,
         default=default,
-        metavar="PATH",
-        help="the gateway's database file (its MCP registry file), offline (env SMG_MCP_REGISTRY)",
+        registry_help="the gateway's database file (its MCP registry file), offline (env SMG_MCP_REGISTRY)",
     )
 
 

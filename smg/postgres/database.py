@@ -27,7 +27,7 @@ import psycopg
 
 from smg.errors import SmgError
 from smg.postgres.migrate import migrate
-from smg.sqlite_file import NullStorageObserver, StorageObserver, StoreErrorType
+from smg.sqlite_file import NullStorageObserver, StorageObserver, StoreErrorType, observed
 
 _T = TypeVar("_T")
 _Db = psycopg.Connection[tuple[object, ...]]
@@ -141,17 +141,7 @@ class PgDatabase:
 
     def observed(self, operation: str, run: Callable[[], _T]) -> _T:
         """``run()``, reported to the observer as ``operation``."""
-        start = self._clock()
-        result = "error"
-        try:
-            value = run()
-            result = "ok"
-            return value
-        except SmgError as exc:
-            result = exc.code
-            raise
-        finally:
-            self._observer.on_operation(operation, result, self._clock() - start)
+        return observed(self._observer, self._clock, operation, run)
 
     def close(self) -> None:
         """Close every connection this database opened (each thread's)."""
