@@ -22,10 +22,11 @@
     +-- RequestHeadTooLarge           431     request_header_too_large  (written by the HTTP protocol)
     +-- AdmissionQueueFull            429     admission_queue_full  (+ Retry-After)
     +-- KeyRateLimited                429     key_rate_limited  (+ Retry-After)
-    +-- ResponseStoreError            500     response_store_error
-    |   +-- ResponseStoreUnavailable  503     response_store_error  (the database cannot be reached)
-    +-- KeyStoreError                 500     key_store_error
-    |   +-- KeyStoreUnavailable       503     key_store_error  (the database cannot be reached)
+    +-- StoreError                    500     internal_error  (a store's database; never raised itself)
+    |   +-- ResponseStoreError        500     response_store_error
+    |   |   +-- ResponseStoreUnavailable 503  response_store_error  (the database cannot be reached)
+    |   +-- KeyStoreError             500     key_store_error
+    |       +-- KeyStoreUnavailable   503     key_store_error  (the database cannot be reached)
     +-- UpstreamError                 5xx     (base: something between us and a worker failed)
     |   +-- UpstreamConnectError      502     upstream_unavailable
     |   +-- UpstreamProtocolError     502     upstream_protocol_error
@@ -141,14 +142,22 @@ class ResponseNotFound(NotFound):
         self.response_id = response_id
 
 
-class ResponseStoreError(SmgError):
-    """The stored responses' database failed (names the path, never a stored value)."""
+class StoreError(SmgError):
+    """A store's database failed: the message names what is stored (``what``) and where (``path``, a
+    file or a URL without its password), never a stored value."""
 
-    code = "response_store_error"
+    what: ClassVar[str] = "stored data"
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(f"stored responses at {path}: {message}" if path else f"stored responses: {message}")
+        super().__init__(f"{self.what} at {path}: {message}" if path else f"{self.what}: {message}")
         self.path = path
+
+
+class ResponseStoreError(StoreError):
+    """The stored responses' database failed."""
+
+    code = "response_store_error"
+    what = "stored responses"
 
 
 class ResponseStoreUnavailable(ResponseStoreError):
@@ -165,14 +174,11 @@ class KeyNotFound(NotFound):
         self.name = name
 
 
-class KeyStoreError(SmgError):
-    """The stored keys' database failed (names the path, never a stored value)."""
+class KeyStoreError(StoreError):
+    """The stored keys' database failed."""
 
     code = "key_store_error"
-
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(f"stored API keys at {path}: {message}" if path else f"stored API keys: {message}")
-        self.path = path
+    what = "stored API keys"
 
 
 class KeyStoreUnavailable(KeyStoreError):
