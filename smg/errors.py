@@ -154,8 +154,6 @@ class StoreError(SmgError):
 
 
 class ResponseStoreError(StoreError):
-    """The stored responses' database failed."""
-
     code = "response_store_error"
     what = "stored responses"
 
@@ -175,8 +173,6 @@ class KeyNotFound(NotFound):
 
 
 class KeyStoreError(StoreError):
-    """The stored keys' database failed."""
-
     code = "key_store_error"
     what = "stored API keys"
 

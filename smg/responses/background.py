@@ -9,6 +9,8 @@ then ``in_progress``); after, the store has it.
 `cancel` cancels the task: the worker call or MCP calls it awaits are cancelled with it (the MCP SDK
 tells the server), nothing of the run continues, and the response is stored ``cancelled``; cancelling it
 again answers it again. A finished background response, or one not created with ``background``, is a 400.
+A cancel for a run of another serving process or replica goes through the store
+(`smg.responses.cancel_elsewhere`): the process running it cancels it within about a second.
 
 At most ``limit`` runs at a time (``--responses-max-background``); past it `start` raises
 `BackgroundLimitReached` (429). Runs hold no admission permit: their create call's permit ends with its
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smg.errors import AdmissionQueueFull, InvalidRequest, ResponseNotFound, ServiceUnavailable, SmgError
+from smg.responses.cancel_elsewhere import RUNNING, cancel_elsewhere, watch_cancels
 from smg.responses.items import new_id
 from smg.responses.output import pending_object
 from smg.responses.request import ResponsesRequest
@@ -81,6 +84,7 @@ class BackgroundRuns:
         self._limit = limit
         self._runs: dict[str, _Run] = {}
         self._closing = False
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> int:
@@ -124,6 +128,17 @@ class BackgroundRuns:
             raise
         run.task = asyncio.create_task(self._run(run), name=f"smg-background-{run.stored.id}")
         run.started.set()
+        if self._watch is None or self._watch.done():
+            watch = watch_cancels(self._store, self._going, self._cancel_here)
+            self._watch = asyncio.create_task(watch, name="smg-background-cancels")
+
+    def _going(self) -> list[str]:
+        return [rid for rid, run in self._runs.items() if run.task is not None and run.final is None]
+
+    def _cancel_here(self, response_id: str) -> None:
+        run = self._runs.get(response_id)
+        if run is not None and run.task is not None and run.final is None:
+            run.task.cancel()
 
     async def _run(self, run: _Run) -> None:
         rid = run.stored.id
@@ -169,9 +184,10 @@ class BackgroundRuns:
     async def cancel(
         self, response_id: str, stored: Callable[[], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any]:
-        """Cancel a running background response; the ``cancelled`` object (also when it was cancelled
-        before). ``stored`` reads it from the store when it does not run here. Raises
-        ResponseNotFound, InvalidRequest (not a background response, or it finished)."""
+        """Cancel a running background response, here or in another process (`cancel_elsewhere`); the
+        ``cancelled`` object (also when it was cancelled before). ``stored`` reads it from the store when
+        it does not run here. Raises ResponseNotFound, InvalidRequest (not a background response, or it
+        finished), ServiceUnavailable (another process did not cancel it in time)."""
         run = self._runs.get(response_id)
         if run is not None:
             async with asyncio.timeout(_CLOSE_TIMEOUT_SECS):
@@ -190,11 +206,8 @@ class BackgroundRuns:
                 f"Response '{response_id}' cannot be cancelled: only responses created with "
                 "'background': true can be cancelled."
             )
-        if run is None and response["status"] in ("queued", "in_progress"):
-            raise InvalidRequest(
-                f"Response '{response_id}' runs in another serving process or replica of this gateway, "
-                "and only the one running it can cancel it; send the cancel again to reach it."
-            )
+        if run is None and response["status"] in RUNNING:  # it runs in another process or replica
+            response = await cancel_elsewhere(self._store, response_id, stored)
         if response["status"] != "cancelled":
             raise InvalidRequest(
                 f"Response '{response_id}' cannot be cancelled: it is already {response['status']}."
@@ -212,6 +225,9 @@ class BackgroundRuns:
     async def aclose(self) -> None:
         """Cancel every run still going; each is stored ``failed`` (bounded wait)."""
         self._closing = True
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.wait({self._watch})
         tasks = [run.task for run in self._runs.values() if run.task is not None]
         for run in self._runs.values():
             if run.task is not None and run.final is None:

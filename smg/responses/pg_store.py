@@ -6,6 +6,8 @@ Background runs carry their owner: each store holds a session advisory lock on i
 connection of its own) while it lives, and `fail_unfinished` fails only the runs whose owner's lock is
 free, i.e. whose gateway stopped: a replica that starts never fails what another replica still runs. An
 owner whose lock connection was lost (the database restarted) takes it again at its next `begin`.
+A cancel reaching a replica that does not run the response sets the run's ``cancel_requested``
+(migration 2); the replica running it reads the marks of its runs and cancels them.
 A database that cannot be reached is `ResponseStoreUnavailable` (503).
 """
 
@@ -40,6 +42,7 @@ CREATE TABLE approval_runs (
 CREATE INDEX approval_runs_stored_at ON approval_runs (stored_at, seq);
 CREATE TABLE background_runs (id TEXT PRIMARY KEY, started_at DOUBLE PRECISION NOT NULL, owner TEXT NOT NULL);
 """,
+    "ALTER TABLE background_runs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;",
 )
 _Db = psycopg.Connection[Any]
 
@@ -138,6 +141,24 @@ class PgResponseStore:
             db.execute("DELETE FROM background_runs WHERE id = %s", (stored.id,))
 
         return run
+
+    def request_cancel(self, response_id: str) -> bool:
+        def run(db: _Db) -> bool:
+            cursor = db.execute(
+                "UPDATE background_runs SET cancel_requested = TRUE WHERE id = %s", (response_id,)
+            )
+            return cursor.rowcount > 0
+
+        return self._db.observed("response_cancel", lambda: self._db.run(run))
+
+    def cancel_requests(self, response_ids: list[str]) -> list[str]:
+        def run(db: _Db) -> list[str]:
+            rows = db.execute(
+                "SELECT id FROM background_runs WHERE id = ANY(%s) AND cancel_requested", (response_ids,)
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return self._db.observed("response_cancels_get", lambda: self._db.run(run))
 
     def get(self, response_id: str) -> StoredResponse:
         def run(db: _Db) -> StoredResponse:

@@ -11,11 +11,14 @@ Operations are synchronous, one small SQLite transaction each on a connection op
 registry's, `smg.mcp.registry.store`, whose file it shares by default, in its own tables); callers on the
 event loop run them with ``asyncio.to_thread``. Each is reported to a `StorageObserver`
 (``operation``: ``response_put``, ``response_get``, ``response_delete``, ``approval_run_put``,
-``approval_run_get``, ``response_begin``, ``response_recover``).
+``approval_run_get``, ``response_begin``, ``response_recover``, ``response_cancel``,
+``response_cancels_get``).
 
 A background response is stored when it starts (`begin`: its row, and a mark that it runs) and again
 when it ends (`put`, which clears the mark); a gateway that starts finds the marks a stopped one left
-(`fail_unfinished`) and stores those responses failed, since nothing runs them any more.
+(`fail_unfinished`) and stores those responses failed, since nothing runs them any more. A cancel
+that reaches a process not running the response marks it (`request_cancel`); the process running it
+reads the marks of its runs (`cancel_requests`) and cancels them.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ CREATE INDEX IF NOT EXISTS responses_stored_at ON responses (stored_at);
 CREATE TABLE IF NOT EXISTS approval_runs (
   id TEXT PRIMARY KEY, stored_at REAL NOT NULL, item BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS background_runs (id TEXT PRIMARY KEY, started_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS background_cancels (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS responses_count (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL);
 INSERT OR IGNORE INTO responses_count SELECT 1, count(*) FROM responses;
 CREATE TRIGGER IF NOT EXISTS responses_counted_in AFTER INSERT ON responses
@@ -84,6 +88,15 @@ class ResponseStore(Protocol):
     def fail_unfinished(self, fail: Callable[[dict[str, Any]], dict[str, Any]]) -> list[str]:
         """Replace each begun and not yet put response by ``fail(response)``; their ids. For the
         start of a gateway: what a stopped one left running never finishes."""
+        ...
+
+    def request_cancel(self, response_id: str) -> bool:
+        """Mark the running background response ``response_id`` to be cancelled by whichever process
+        runs it; False when no run of that id is going (it ended, or never ran in the background)."""
+        ...
+
+    def cancel_requests(self, response_ids: list[str]) -> list[str]:
+        """Those of ``response_ids`` (running background responses) marked by `request_cancel`."""
         ...
 
     def get(self, response_id: str) -> StoredResponse:
@@ -159,6 +172,7 @@ class SqliteResponseStore:
                 failed = orjson.dumps(fail(orjson.loads(response)))
                 db.execute("UPDATE responses SET response = ? WHERE id = ?", (failed, response_id))
             db.execute("DELETE FROM background_runs")
+            db.execute("DELETE FROM background_cancels")
             return [row[0] for row in rows]
 
         return self._file.observed("response_recover", lambda: self._file.run(run, write=True))
@@ -189,8 +203,26 @@ class SqliteResponseStore:
                     (count - self._max,),
                 )
             db.execute("DELETE FROM background_runs WHERE id = ?", (stored.id,))
+            db.execute("DELETE FROM background_cancels WHERE id = ?", (stored.id,))
 
         return run
+
+    def request_cancel(self, response_id: str) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM background_runs WHERE id = ?", (response_id,)).fetchone() is None:
+                return False
+            db.execute("INSERT OR IGNORE INTO background_cancels VALUES (?)", (response_id,))
+            return True
+
+        return self._file.observed("response_cancel", lambda: self._file.run(run, write=True))
+
+    def cancel_requests(self, response_ids: list[str]) -> list[str]:
+        def run(db: sqlite3.Connection) -> list[str]:
+            marks = ",".join("?" * len(response_ids))
+            rows = db.execute(f"SELECT id FROM background_cancels WHERE id IN ({marks})", response_ids)
+            return [row[0] for row in rows.fetchall()]
+
+        return self._file.observed("response_cancels_get", lambda: self._file.run(run))
 
     def get(self, response_id: str) -> StoredResponse:
         def run(db: sqlite3.Connection) -> StoredResponse:

@@ -22,6 +22,7 @@ from openai.types.responses import Response
 from smg.errors import InvalidRequest
 from smg.observability.metrics import Metrics
 from smg.responses.background import SHUT_DOWN, STOPPED, BackgroundRuns
+from smg.responses.request import parse_responses_request
 from smg.responses.store import SqliteResponseStore, StoredResponse
 from smg.settings import McpSettings, ResponsesSettings
 from smg.testing.gateway import RunningGateway
@@ -320,13 +321,54 @@ def test_the_store_fails_only_the_begun_responses_no_put_has_ended(tmp_path: Pat
     assert again.fail_unfinished(lambda r: r | {"status": "failed"}) == []
 
 
-async def test_a_cancel_for_a_run_of_another_process_says_so_and_changes_nothing(tmp_path: Path) -> None:
-    runs = BackgroundRuns(SqliteResponseStore(tmp_path / "smg.db"), limit=1)
-    elsewhere = {"id": "resp_x", "background": True, "status": "in_progress"}
+async def test_a_cancel_for_a_run_of_another_process_cancels_it_there_and_answers_it(tmp_path: Path) -> None:
+    path = tmp_path / "smg.db"
+    running_it = BackgroundRuns(SqliteResponseStore(path), limit=1)  # as two processes on one file
+    elsewhere = BackgroundRuns(SqliteResponseStore(path), limit=1)
+    called, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def respond(pending: dict[str, Any]) -> dict[str, Any]:
+        called.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return pending
+
+    request = parse_responses_request({"model": "mock-model", "input": "hold", "background": True})
+    queued = await running_it.start(request, respond)
+    rid = queued["id"]
+    store = SqliteResponseStore(path)
 
     async def stored() -> dict[str, Any]:
-        return elsewhere
+        return (await asyncio.to_thread(store.get, rid)).response
 
-    with pytest.raises(InvalidRequest, match="another serving process or replica"):
-        await runs.cancel("resp_x", stored)
-    assert elsewhere["status"] == "in_progress"
+    async with asyncio.timeout(30):
+        await called.wait()
+        answered = await elsewhere.cancel(rid, stored)
+        assert cancelled.is_set()  # the run's call was cancelled where it ran
+    assert (answered["id"], answered["status"]) == (rid, "cancelled")
+    assert running_it.running == 0
+    assert (await stored())["status"] == "cancelled"
+    again = await elsewhere.cancel(rid, stored)  # idempotent, from either process
+    assert again["status"] == "cancelled"
+    assert (await running_it.cancel(rid, stored))["status"] == "cancelled"
+    assert store.cancel_requests([rid]) == []  # the mark went with the run
+    await running_it.aclose()
+    await elsewhere.aclose()
+
+
+async def test_a_cancel_from_another_process_of_a_run_that_finished_first_is_a_400(tmp_path: Path) -> None:
+    store = SqliteResponseStore(tmp_path / "smg.db")
+    store.begin(StoredResponse("resp_x", {"id": "resp_x", "background": True, "status": "queued"}, []))
+    done = {"id": "resp_x", "background": True, "status": "completed"}
+    store.put(StoredResponse("resp_x", done, []))  # it ended in its process
+    stale = {"id": "resp_x", "background": True, "status": "in_progress"}  # as read just before
+    reads = [stale]
+
+    async def stored() -> dict[str, Any]:
+        return reads.pop() if reads else store.get("resp_x").response
+
+    with pytest.raises(InvalidRequest, match="already completed"):
+        await BackgroundRuns(store, limit=1).cancel("resp_x", stored)
+    assert store.get("resp_x").response["status"] == "completed"

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from smg.testing.processes import spawn, stop, wait_for_line
-from tests._procs import Procs
+from tests._procs import Procs, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -70,3 +70,37 @@ def test_the_examples_of_the_responses_doc_run(procs: Procs, tmp_path: Path) -> 
     assert resumed.output[0].approval_request_id == request.id  # type: ignore[attr-defined]
     assert "Asia/Tokyo" in resumed.output[0].arguments  # type: ignore[attr-defined]
     assert gateway.metric("smg_mcp_approvals_total", decision="approved") == 1
+
+
+def test_a_background_run_of_one_gateway_process_is_cancelled_through_another(
+    procs: Procs, tmp_path: Path
+) -> None:
+    worker_proc, worker = procs.worker("--hang")  # its reply never comes: the run stays in progress
+    shared = ("--worker-urls", worker, "--mcp-registry", str(tmp_path / "smg.db"))
+    a = procs.gateway(*shared, "--responses-max-background", "1")
+    b = procs.gateway(*shared)  # started before the run: a gateway's start fails runs left unfinished
+    body = {"model": "mock-model", "input": "held", "background": True}
+    with httpx.Client(timeout=60) as http:
+        queued = http.post(a.url + "/v1/responses", json=body)
+        assert queued.status_code == 200, queued.text
+        rid = queued.json()["id"]
+        poll(lambda: http.get(f"{worker}/_smg/stats").json()["chat_requests"] == 1)
+        assert http.get(f"{a.url}/v1/responses/{rid}").json()["status"] == "in_progress"
+        assert http.get(f"{b.url}/v1/responses/{rid}").json()["status"] == "queued"  # as stored
+        cancelled = http.post(f"{b.url}/v1/responses/{rid}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert (cancelled.json()["id"], cancelled.json()["status"]) == (rid, "cancelled")
+        for gateway in (a, b):
+            assert http.get(f"{gateway.url}/v1/responses/{rid}").json()["status"] == "cancelled"
+        # A's run ended as a locally cancelled one does: its worker call cancelled, counted, its slot free
+        assert (
+            a.metric(
+                "smg_router_request_errors_total", endpoint="responses", error_type="client_disconnected"
+            )
+            == 1
+        )
+        assert http.post(f"{worker}/_smg/faults", json={"hang": False}).status_code == 200
+        again = http.post(a.url + "/v1/responses", json=body)
+        assert again.status_code == 200, again.text
+        assert http.post(f"{b.url}/v1/responses/{rid}/cancel").json()["status"] == "cancelled"
+    assert worker_proc.poll() is None

@@ -152,3 +152,25 @@ def test_postgres_down_is_503_for_what_needs_it_and_full_service_after(
         assert a.post("/mcp/servers", json=_server("again", replicas.faults)).status_code == 201
         poll(lambda: _servers(b_admin) == ["again", "faults"])
     assert replicas.a.metric("smg_db_operations_total", storage_type="postgres", result="key_store_error") > 0
+
+
+def test_a_background_run_of_one_replica_is_cancelled_through_the_other(pg_url: str) -> None:
+    procs = Procs()
+    try:
+        _, worker = procs.worker("--hang")  # its reply never comes: the run stays in progress
+        a, b = _start_together(procs, "--worker-urls", worker, "--database-url", pg_url)
+        with httpx.Client(timeout=60) as http:
+            queued = _respond(a, input="held", background=True)
+            assert queued.status_code == 200, queued.text
+            rid = queued.json()["id"]
+            poll(lambda: http.get(f"{worker}/_smg/stats").json()["chat_requests"] == 1)
+            cancelled = http.post(f"{b.url}/v1/responses/{rid}/cancel")
+            assert cancelled.status_code == 200, cancelled.text
+            assert (cancelled.json()["id"], cancelled.json()["status"]) == (rid, "cancelled")
+            for gateway in (a, b):
+                assert http.get(f"{gateway.url}/v1/responses/{rid}").json()["status"] == "cancelled"
+            errors = {"endpoint": "responses", "error_type": "client_disconnected"}
+            assert a.metric("smg_router_request_errors_total", **errors) == 1  # its worker call cancelled
+            assert http.post(f"{a.url}/v1/responses/{rid}/cancel").json()["status"] == "cancelled"
+    finally:
+        procs.stop_all()

@@ -27,7 +27,8 @@ from smg.mcp.errors import McpRegistryUnavailable, McpServerExists, McpServerNot
 from smg.mcp.registry.config import ServerSpec
 from smg.mcp.registry.pg_store import PgRegistry
 from smg.mcp.registry.store import RegistryStore, SqliteRegistry
-from smg.postgres.migrate import SchemaTooNew
+from smg.postgres.migrate import SchemaTooNew, migrate
+from smg.responses.pg_store import MIGRATIONS as RESPONSE_MIGRATIONS
 from smg.responses.pg_store import PgResponseStore
 from smg.responses.store import ResponseStore, SqliteResponseStore, StoredResponse
 from tests.storage._pg import PgServer
@@ -130,6 +131,41 @@ def test_response_store_contract(opener: Callable[..., Any]) -> None:
         store.delete("resp_4")
 
 
+def test_a_cancel_marked_through_one_store_is_read_by_the_store_running_it(
+    opener: Callable[..., Any],
+) -> None:
+    running: ResponseStore = opener("responses")
+    other: ResponseStore = opener("responses")  # another process or replica on the same database
+    for rid in ("resp_a", "resp_b"):
+        running.begin(StoredResponse(rid, {"id": rid, "status": "queued"}, []))
+    assert running.cancel_requests(["resp_a", "resp_b"]) == []
+    assert other.request_cancel("resp_a") is True
+    assert other.request_cancel("resp_a") is True  # marking again changes nothing
+    assert running.cancel_requests(["resp_a", "resp_b"]) == ["resp_a"]
+    running.put(StoredResponse("resp_a", {"id": "resp_a", "status": "cancelled"}, []))
+    assert running.cancel_requests(["resp_a", "resp_b"]) == []  # the mark ends with its run
+    assert other.request_cancel("resp_a") is False  # it ended: nothing runs it
+    running.put(StoredResponse("resp_plain", {"id": "resp_plain", "status": "completed"}, []))
+    assert other.request_cancel("resp_plain") is False
+    assert other.request_cancel("resp_unknown") is False
+
+
+def test_a_database_at_the_first_responses_schema_is_migrated_to_the_cancel_mark(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        assert migrate(db, "responses", RESPONSE_MIGRATIONS[:1]) == 1  # as an older gateway left it
+        db.execute("INSERT INTO background_runs (id, started_at, owner) VALUES ('resp_old', 1, 'gone')")
+    store = PgResponseStore(pg_url)
+    try:
+        assert store.cancel_requests(["resp_old"]) == []
+        assert store.request_cancel("resp_old") is True
+        assert store.cancel_requests(["resp_old"]) == ["resp_old"]
+        with psycopg.connect(pg_url) as db:
+            row = db.execute("SELECT version FROM schema_version WHERE component = 'responses'").fetchone()
+        assert row == (len(RESPONSE_MIGRATIONS),)
+    finally:
+        store.close()
+
+
 def test_a_stopped_owners_background_run_is_failed_but_a_live_replicas_is_not(pg_url: str) -> None:
     live = PgResponseStore(pg_url)
     stopped = PgResponseStore(pg_url)
@@ -171,7 +207,7 @@ def test_replicas_that_start_at_once_migrate_an_empty_database_once(pg_url: str)
         assert len(stores) == 6
         with psycopg.connect(pg_url) as db:
             rows = db.execute("SELECT component, version FROM schema_version ORDER BY component").fetchall()
-        assert rows == [("keys", 1), ("registry", 1), ("responses", 1)]
+        assert rows == [("keys", 1), ("registry", 1), ("responses", len(RESPONSE_MIGRATIONS))]
     finally:
         for store in stores:
             store.close()
