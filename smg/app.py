@@ -16,6 +16,7 @@ from smg.api import (
     chat,
     health,
     keys_admin,
+    loops_admin,
     mcp_admin,
     mcp_endpoint,
     models,
@@ -74,12 +75,22 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    for module in (chat, passthrough, models, health, admin, mcp_admin, keys_admin, responses):
+    for module in (chat, passthrough, models, health, admin, mcp_admin, keys_admin, loops_admin, responses):
         app.include_router(module.router)
     # (regex, template) of every route, for labelling requests the edge refuses before routing.
     app.state.route_templates = [
         (route.path_regex, route.path)
-        for module in (chat, passthrough, models, health, admin, mcp_admin, keys_admin, responses)
+        for module in (
+            chat,
+            passthrough,
+            models,
+            health,
+            admin,
+            mcp_admin,
+            keys_admin,
+            loops_admin,
+            responses,
+        )
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

@@ -38,6 +38,7 @@ from smg.routing.budgets import LoopBudgets
 from smg.routing.chat import ChatService
 from smg.routing.loop import ToolLoop
 from smg.routing.passthrough import PassThroughService, passthrough_services
+from smg.routing.recent_loops import RecentLoops
 from smg.settings import RequestLimits, Settings
 from smg.settings.groups import MCP_SERVERS_KEY
 from smg.workers.breaker import CircuitBreaker
@@ -75,6 +76,7 @@ class AppContext:
     mcp: McpControl
     tracing: Tracing | NullTracing
     worker_file: WorkerFileWatcher | None = None  # set with --worker-file
+    recent_loops: RecentLoops | None = None  # the tool loops' ring (`GET /loops/recent`)
 
     @property
     def max_body(self) -> int:
@@ -212,6 +214,7 @@ async def build_context(
             observer=LoopMetrics(metrics),
             tracer=tracing,
             clock=clock,
+            recent=RecentLoops(settings.mcp.recent_loops),
         )
         for name, job in (
             ("smg-health-prober", pool.run_prober()),
@@ -253,6 +256,7 @@ async def build_context(
             mcp=mcp,
             tracing=tracing,
             worker_file=watcher,
+            recent_loops=tool_loop.recent,
         )
 
 

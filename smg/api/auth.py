@@ -14,7 +14,7 @@ from smg.keys.scope import KeyScope
 from smg.keys.service import Keys
 
 DATA, ADMIN, OPEN = "data", "admin", "open"
-_ADMIN_PREFIXES = ("/workers", "/mcp", "/keys")
+_ADMIN_PREFIXES = ("/workers", "/mcp", "/keys", "/loops")
 # The gateway's MCP endpoint (`smg.api.mcp_endpoint`): under /mcp, but for data keys.
 _MCP_ENDPOINT = ("/mcp", "/mcp/")
 _MCP_SCOPED = "/mcp/scoped/"
@@ -22,7 +22,7 @@ _MCP_SCOPED = "/mcp/scoped/"
 
 def plane_of(path: str) -> str:
     """Which plane a path belongs to: data (/v1/..., the MCP endpoint /mcp and /mcp/scoped/...), admin
-    (/workers, the rest of /mcp, /keys) or open (probes, docs)."""
+    (/workers, the rest of /mcp, /keys, /loops) or open (probes, docs)."""
     if path.startswith("/v1/"):
         return DATA
     if path in _MCP_ENDPOINT or path.startswith(_MCP_SCOPED):

@@ -17,6 +17,7 @@ from smg.api.admin import WorkersContext
 from smg.api.chat import ChatContext
 from smg.api.health import ReadinessContext
 from smg.api.keys_admin import KeysContext
+from smg.api.loops_admin import LoopsContext
 from smg.api.mcp_admin import McpContext
 from smg.api.middleware import Edge
 from smg.api.models import ModelsContext
@@ -33,6 +34,7 @@ class ApiContext(
     ReadinessContext,
     McpContext,
     KeysContext,
+    LoopsContext,
     ResponsesContext,
     Protocol,
 ):

@@ -42,6 +42,7 @@ from smg.responses.store import ResponseStore
 from smg.responses.stream import LiveStreams
 from smg.routing.budgets import LoopBudgets
 from smg.routing.loop import ToolLoop
+from smg.routing.recent_loops import RESPONSES
 from smg.routing.recorder import RouteRecorder, RouterObserver, RouteStream
 from smg.spans import Tracer
 from smg.workers.dispatch import Completed
@@ -154,6 +155,9 @@ class ResponsesService:
             ready = await self._prepare(request, headers=headers, scope=scope, runtime=runtime)
             route.stage("tool_loop")
             loop = loop_on(self._loop, runtime)
+            loop.keep_recent(
+                route.generation, route.span, endpoint=RESPONSES, headers=headers, caller=scope.name
+            )
             result = await loop.run(ready.chat, ready.held, report=route.generation, budgets=ready.budgets)
             route.end_stage()
             route.answered(Completed(200, "application/json", orjson.dumps(result.reply), result.worker))

@@ -34,6 +34,7 @@ from smg.responses.remote_servers import loop_on
 from smg.responses.request import ResponsesRequest
 from smg.routing.budgets import CallRecord
 from smg.routing.loop import ToolLoop
+from smg.routing.recent_loops import RESPONSES
 from smg.routing.recorder import RouteRecorder, RouterObserver, RouteStream
 from smg.routing.stream_loop import StreamRun
 from smg.spans import Tracer
@@ -88,6 +89,9 @@ class LiveStreams:
                 clock=route.clock,
             )
             route.stage("tool_loop")  # until the client stream ends
+            self._loop.keep_recent(
+                route.generation, route.span, endpoint=RESPONSES, headers=headers, caller=scope.name
+            )
             run = await loop_on(self._loop, runtime).open_stream(
                 ready.chat,
                 ready.held,

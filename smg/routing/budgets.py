@@ -59,6 +59,7 @@ class CallRecord:
     status: str
     duration_ms: int
     iteration: int
+    attempts: int = 1  # more than 1: the call was sent again (a retry-safe tool whose server was lost)
 
     def as_json(self) -> dict[str, Any]:
         return {

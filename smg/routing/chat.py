@@ -24,6 +24,7 @@ from smg.protocol import ChatRequest
 from smg.routing.loop import ToolLoop
 from smg.routing.metering import StreamMeter, stream_body
 from smg.routing.passthrough import relay
+from smg.routing.recent_loops import CHAT
 from smg.routing.recorder import RouteRecorder, RouterObserver, RouteStream
 from smg.routing.tools import ToolPlan, resolve_tools
 from smg.spans import Tracer
@@ -73,6 +74,10 @@ class ChatService:
                 scope=scope,
             )
         route.span.set("smg.tool_loop", plan is not None)
+        if plan is not None and self._tools is not None:
+            self._tools.keep_recent(
+                route.generation, route.span, endpoint=CHAT, headers=request.headers, caller=scope.name
+            )
         return plan
 
     async def complete(self, request: ChatRequest, *, scope: KeyScope = UNRESTRICTED) -> Completed:

@@ -122,6 +122,7 @@ async def execute_round(
                 status=outcome.status,
                 duration_ms=round(outcome.duration * 1000),
                 iteration=iteration,
+                attempts=outcome.attempts,
             )
         )
     return messages, records

@@ -32,6 +32,7 @@ from smg.routing.accumulator import AccumulatedCall, calls_of_message, with_ids
 from smg.routing.budgets import CallRecord, LoopBudgets, LoopLedger, StopReason, stop_notice
 from smg.routing.execution import LoopObserver, NullLoopObserver, execute_round
 from smg.routing.metering import Generation, annotate_round
+from smg.routing.recent_loops import RecentLoops
 from smg.routing.stream_loop import StreamRun
 from smg.routing.stream_writer import LoopWriter
 from smg.routing.tools import ToolPlan
@@ -80,7 +81,7 @@ class LoopResult:
 class ToolLoop:
     """Runs requests that have MCP tools. One instance serves every request; state lives per call.
     ``runtime`` is where the tools are listed (`resolve_tools`) and called; ``clock`` drives the
-    deadline budget."""
+    deadline budget; ``recent``: the ring of recent loops (`recent_loops`), None to keep none."""
 
     def __init__(
         self,
@@ -91,13 +92,36 @@ class ToolLoop:
         budgets: LoopBudgets | None = None,
         observer: LoopObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        recent: RecentLoops | None = None,
     ) -> None:
         self.runtime = runtime
+        self.recent = recent
         self._dispatcher = dispatcher
         self._tracer = tracer
         self._budgets = budgets or LoopBudgets()
         self._observer = observer or NullLoopObserver()
         self._clock = clock
+
+    def keep_recent(
+        self,
+        report: Generation,
+        route: TraceSpan,
+        *,
+        endpoint: str,
+        headers: dict[str, str],
+        caller: str | None,
+    ) -> None:
+        """A loop is planned for the route ``route`` (current now) whose generation is ``report``: give
+        it an entry of the recent loops (`RecentLoops.start`)."""
+        if self.recent is not None:
+            self.recent.start(
+                report,
+                endpoint=endpoint,
+                headers=headers,
+                caller=caller,
+                tracer=self._tracer,
+                traced=route.recording,
+            )
 
     async def complete(
         self, request: ChatRequest, plan: ToolPlan, *, report: Generation | None = None
@@ -130,6 +154,8 @@ class ToolLoop:
         UpstreamProtocolError for an unusable reply; tool failures never raise."""
         ledger = LoopLedger(budgets or self._budgets, self._clock)
         report = report if report is not None else Generation()
+        if report.loop is not None:
+            report.loop.calls = ledger.records
         body = {k: v for k, v in plan.body.items() if k != "stream_options"} | {"stream": False}
         messages = list(body["messages"])
         rounds: list[LoopRound] = []

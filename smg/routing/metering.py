@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from smg.protocol import ChatRequest, PassThroughRequest
 from smg.spans import TraceSpan
+
+if TYPE_CHECKING:
+    from smg.routing.recent_loops import LoopTrace
 
 Tokens = tuple[int, int]
 """(input, output) token counts: ``usage.prompt_tokens`` and ``usage.completion_tokens``."""
@@ -35,7 +38,8 @@ class Generation:
     ``first_token`` is the ``time.perf_counter()`` at which the first token left for the client;
     ``tokens`` are summed over every model call; ``tpot`` comes from the last model call's stream.
     ``iterations`` and ``stop_reason`` are the tool loop's (0 and None on the pass-through path);
-    ``error`` is the error code a stream ended with after its first byte.
+    ``error`` is the error code a stream ended with after its first byte. ``loop``: the request's
+    entry of the recent tool loops, when it runs a loop and the ring is on.
     """
 
     first_token: float | None = None
@@ -47,6 +51,7 @@ class Generation:
     iterations: int = 0
     stop_reason: str | None = None
     error: str | None = None
+    loop: LoopTrace | None = None
 
 
 def stream_body(request: ChatRequest | PassThroughRequest) -> tuple[bytes, bool]:

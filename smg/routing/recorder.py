@@ -157,6 +157,8 @@ class RouteRecorder:
         if done.error is not None:
             span.fail(done.error)
         span.end()
+        if done.loop is not None:
+            done.loop.end(self._model, done)
         self._observer.on_routed(
             self._model, streaming=self._streaming, duration=now - self.started, error_code=done.error
         )

@@ -91,6 +91,8 @@ class StreamRun:
         self._request = request
         self._plan = plan
         self._ledger = ledger
+        if report.loop is not None:
+            report.loop.calls = ledger.records
         self._observer = observer
         self._body = upstream_stream_body(plan.body)
         self._messages: list[dict[str, Any]] = list(plan.body["messages"])

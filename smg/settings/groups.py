@@ -191,6 +191,9 @@ class McpSettings:
     max_repeated_calls: Annotated[int, Flag("mcp-max-repeated-calls")] = Field(
         default=3, ge=2, description="the Nth request of an identical tool call stops the loop (>= 2)"
     )
+    recent_loops: Annotated[int, Flag("recent-loops")] = Field(
+        default=100, ge=0, description="finished tool loops the admin API's GET /loops/recent keeps (0: none)"
+    )
     tools_ttl_secs: Annotated[float, Flag("mcp-tools-ttl-secs")] = Field(
         default=300.0, gt=0, description="age after which a server's cached tool list is refreshed"
     )

@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from mcp_servers.faults import LONG_TOOL_NAME
-from smg.testing.processes import spawn, stop, wait_for_line
 from tests._procs import Procs, poll
 
 pytestmark = pytest.mark.e2e
@@ -24,13 +23,11 @@ ADMIN_KEY = "adm"
 
 @pytest.fixture
 def faults_url() -> Iterator[str]:
-    proc = spawn(
-        [sys.executable, "-m", "mcp_servers.faults", "--transport", "streamable-http", "--port", "0"]
-    )
+    faults = Procs()
     try:
-        yield wait_for_line(proc, "MCP_SERVER_READY")
+        yield faults.mcp_faults()[1]
     finally:
-        stop(proc)
+        faults.stop_all()
 
 
 @pytest.fixture

@@ -90,6 +90,7 @@ _CASES: dict[str, _Case] = {
     "--mcp-max-tool-calls": _Case("8", 8, ("9",), 9, lambda s: s.mcp.max_tool_calls),
     "--mcp-loop-timeout-secs": _Case("20", 20.0, ("21",), 21.0, lambda s: s.mcp.loop_timeout_secs),
     "--mcp-max-repeated-calls": _Case("2", 2, ("5",), 5, lambda s: s.mcp.max_repeated_calls),
+    "--recent-loops": _Case("0", 0, ("7",), 7, lambda s: s.mcp.recent_loops),
     "--mcp-tools-ttl-secs": _Case("60", 60.0, ("61",), 61.0, lambda s: s.mcp.tools_ttl_secs),
     "--responses-ttl-secs": _Case("60", 60, ("61",), 61, lambda s: s.responses.ttl_secs),
     "--responses-max-stored": _Case("5", 5, ("6",), 6, lambda s: s.responses.max_stored),
