@@ -45,7 +45,9 @@ async def _load(url: str, serving: list[int]) -> tuple[Counter[int], Counter[int
 def test_two_processes_share_ten_thousand_requests_and_metrics_count_each_exactly_once(
     procs: Procs, tmp_path: Path
 ) -> None:
-    _, worker = procs.worker()
+    # The worker's 20 ms keeps all CONCURRENCY connections busy at once: against an instant worker the
+    # client is the bottleneck, reuses one connection, and every request reaches one process.
+    _, worker = procs.worker("--delay-ms", "20")
     gw = procs.gateway(
         "--worker-urls", worker, "--processes", "2", "--mcp-registry", str(tmp_path / "mcp.db")
     )
