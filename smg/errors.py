@@ -20,8 +20,9 @@
     +-- Conflict                      409     (e.g. worker_exists, key_exists)
     +-- PayloadTooLarge               413     payload_too_large
     +-- RequestHeadTooLarge           431     request_header_too_large  (written by the HTTP protocol)
-    +-- AdmissionQueueFull            429     admission_queue_full  (+ Retry-After)
-    +-- KeyRateLimited                429     key_rate_limited  (+ Retry-After)
+    +-- TooManyRequests               429     (base, + Retry-After)
+    |   +-- AdmissionQueueFull        429     admission_queue_full
+    |   +-- KeyRateLimited            429     key_rate_limited
     +-- StoreError                    500     internal_error  (a store's database; never raised itself)
     |   +-- ResponseStoreError        500     response_store_error
     |   |   +-- ResponseStoreUnavailable 503  response_store_error  (the database cannot be reached)
@@ -222,9 +223,11 @@ class RequestHeadTooLarge(SmgError):
     type = "invalid_request_error"
 
 
-class AdmissionQueueFull(SmgError):
+class TooManyRequests(SmgError):
+    """429 with ``Retry-After``: when the client may try again."""
+
     status = 429
-    code = "admission_queue_full"
+    code = "rate_limited"
     type = "rate_limit_error"
 
     def __init__(self, message: str, *, retry_after_secs: int = 1) -> None:
@@ -235,19 +238,14 @@ class AdmissionQueueFull(SmgError):
         return {"Retry-After": str(self.retry_after_secs)}
 
 
-class KeyRateLimited(SmgError):
+class AdmissionQueueFull(TooManyRequests):
+    code = "admission_queue_full"
+
+
+class KeyRateLimited(TooManyRequests):
     """The key's ``rpm`` is used up; ``Retry-After`` says when its next request is allowed."""
 
-    status = 429
     code = "key_rate_limited"
-    type = "rate_limit_error"
-
-    def __init__(self, message: str, *, retry_after_secs: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after_secs = retry_after_secs
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_secs)}
 
 
 class UpstreamError(SmgError):

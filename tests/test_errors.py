@@ -35,6 +35,7 @@ from smg.errors import (
     ServiceUnavailable,
     SmgError,
     StoreError,
+    TooManyRequests,
     UnknownUrl,
     UpstreamConnectError,
     UpstreamError,
@@ -72,6 +73,7 @@ TABLE: list[tuple[type[SmgError], int, str, str]] = [
     (WorkerExists, 409, "worker_exists", "invalid_request_error"),
     (PayloadTooLarge, 413, "payload_too_large", "invalid_request_error"),
     (RequestHeadTooLarge, 431, "request_header_too_large", "invalid_request_error"),
+    (TooManyRequests, 429, "rate_limited", "rate_limit_error"),
     (AdmissionQueueFull, 429, "admission_queue_full", "rate_limit_error"),
     (UpstreamError, 502, "upstream_error", "server_error"),
     (UpstreamConnectError, 502, "upstream_unavailable", "server_error"),
@@ -142,9 +144,7 @@ def test_a_key_over_its_rate_asks_for_retry_after() -> None:
     assert KeyRateLimited("slow down", retry_after_secs=3).headers() == {"Retry-After": "3"}
 
 
-@pytest.mark.parametrize(
-    "cls", [row[0] for row in TABLE if row[0] not in (AdmissionQueueFull, KeyRateLimited)]
-)
+@pytest.mark.parametrize("cls", [row[0] for row in TABLE if not issubclass(row[0], TooManyRequests)])
 def test_other_errors_ask_for_no_extra_headers(cls: type[SmgError]) -> None:
     err = ModelNotFound("m") if cls is ModelNotFound else cls("x")
 
