@@ -113,10 +113,20 @@ class SqliteFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._error(f"cannot create its directory ({exc.strerror})", path=str(self.path)) from None
-        with self._connection() as db:
+        # Processes that open a new file at once (serving processes, replicas) can find it locked while
+        # another switches it to WAL, which SQLite answers at once instead of waiting: try again, bounded.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
             try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(f"BEGIN IMMEDIATE;{schema}COMMIT;")
+                with self._connection() as db:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(f"BEGIN IMMEDIATE;{schema}COMMIT;")
+                return
+            except sqlite3.OperationalError as exc:
+                self._drop(self._thread_connection())
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise self._error(str(exc), path=str(self.path)) from None
+                time.sleep(0.05)
             except sqlite3.Error as exc:
                 raise self._error(str(exc), path=str(self.path)) from None
 
