@@ -48,7 +48,7 @@ class Database:
         self.location = location
         self.postgres = is_postgres_url(location)
         self.storage_type = "postgres" if self.postgres else "sqlite"
-        self._closers: list[PgRegistry | PgKeyStore | PgResponseStore] = []
+        self._closers: list[PgRegistry | PgKeyStore | PgResponseStore | SqliteResponseStore] = []
 
     def registry(self, observer: StorageObserver) -> RegistryStore:
         if not self.postgres:
@@ -65,10 +65,12 @@ class Database:
         return store
 
     def responses(self, settings: ResponsesSettings, observer: StorageObserver) -> ResponseStore:
+        store: SqliteResponseStore | PgResponseStore
         if not self.postgres:
-            return SqliteResponseStore.configured(self.location, settings, observer)
-        store = PgResponseStore.configured(self.location, settings, observer)
-        self._closers.append(store)
+            store = SqliteResponseStore.configured(self.location, settings, observer)
+        else:
+            store = PgResponseStore.configured(self.location, settings, observer)
+        self._closers.append(store)  # for SQLite: its background runs' owner token is released
         return store
 
     @contextlib.asynccontextmanager

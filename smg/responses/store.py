@@ -14,11 +14,11 @@ event loop run them with ``asyncio.to_thread``. Each is reported to a `StorageOb
 ``approval_run_get``, ``response_begin``, ``response_recover``, ``response_cancel``,
 ``response_cancels_get``).
 
-A background response is stored when it starts (`begin`: its row, and a mark that it runs) and again
-when it ends (`put`, which clears the mark); a gateway that starts finds the marks a stopped one left
-(`fail_unfinished`) and stores those responses failed, since nothing runs them any more. A cancel
-that reaches a process not running the response marks it (`request_cancel`); the process running it
-reads the marks of its runs (`cancel_requests`) and cancels them.
+A background response is stored when it starts (`begin`: its row, and a mark that it runs, with the
+store's owner token) and again when it ends (`put`, which clears the mark); a gateway process that
+starts finds the marks whose owner is gone (`smg.responses.owners`: a live sibling's are kept) and stores
+those responses failed (`fail_unfinished`). A cancel that reaches a process not running the response
+marks it (`request_cancel`); the process running it reads its runs' marks and cancels them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import orjson
 
 from smg.errors import ResponseNotFound, ResponseStoreError
+from smg.responses import owners
 from smg.sqlite_file import SqliteFile, StorageObserver
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS responses (
 CREATE INDEX IF NOT EXISTS responses_stored_at ON responses (stored_at);
 CREATE TABLE IF NOT EXISTS approval_runs (
   id TEXT PRIMARY KEY, stored_at REAL NOT NULL, item BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS background_runs (id TEXT PRIMARY KEY, started_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS background_runs (
+  id TEXT PRIMARY KEY, started_at REAL NOT NULL, owner TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS background_cancels (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS responses_count (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL);
 INSERT OR IGNORE INTO responses_count SELECT 1, count(*) FROM responses;
@@ -58,8 +60,7 @@ CREATE TRIGGER IF NOT EXISTS responses_counted_out AFTER DELETE ON responses
   BEGIN UPDATE responses_count SET n = n - 1; END;
 """
 # The cap is kept with a row count maintained by triggers (a put never rewrites a row with REPLACE,
-# which would not fire them): counting or ordering the whole table on every put cost ~100-300 us at
-# 10 000 rows; now a put past the cap removes just the oldest rows it has to.
+# which would not fire them): counting or ordering the table on every put cost ~100-300 us at 10 000 rows.
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,13 @@ class SqliteResponseStore:
             open_operation="response_open",
         )
         self.path = self._file.path
+        self._file.run(owners.add_column, write=True)  # to a file an older version made
+        self.owner = owners.new_owner()  # who runs the background responses this store begins
+
+    def close(self) -> None:
+        """This store's process stops running its background responses: a gateway that starts on the
+        same file may fail those left unfinished (`fail_unfinished`)."""
+        owners.release(self.owner)
 
     @classmethod
     def configured(
@@ -159,21 +167,28 @@ class SqliteResponseStore:
 
         def run(db: sqlite3.Connection) -> None:
             put(db)
-            db.execute("INSERT OR REPLACE INTO background_runs VALUES (?, ?)", (stored.id, self._clock()))
+            db.execute(
+                "INSERT OR REPLACE INTO background_runs (id, started_at, owner) VALUES (?, ?, ?)",
+                (stored.id, self._clock(), self.owner),
+            )
 
         self._file.observed("response_begin", lambda: self._file.run(run, write=True))
 
     def fail_unfinished(self, fail: Callable[[dict[str, Any]], dict[str, Any]]) -> list[str]:
         def run(db: sqlite3.Connection) -> list[str]:
             rows = db.execute(
-                "SELECT r.id, r.response FROM background_runs b JOIN responses r ON r.id = b.id"
+                "SELECT r.id, r.response, b.owner FROM background_runs b JOIN responses r ON r.id = b.id"
             ).fetchall()
-            for response_id, response in rows:
+            ids = []
+            for response_id, response, owner in rows:
+                if owners.alive(owner):  # a live sibling process runs it
+                    continue
                 failed = orjson.dumps(fail(orjson.loads(response)))
                 db.execute("UPDATE responses SET response = ? WHERE id = ?", (failed, response_id))
-            db.execute("DELETE FROM background_runs")
-            db.execute("DELETE FROM background_cancels")
-            return [row[0] for row in rows]
+                db.execute("DELETE FROM background_runs WHERE id = ?", (response_id,))
+                db.execute("DELETE FROM background_cancels WHERE id = ?", (response_id,))
+                ids.append(response_id)
+            return ids
 
         return self._file.observed("response_recover", lambda: self._file.run(run, write=True))
 

@@ -311,6 +311,7 @@ def test_the_store_fails_only_the_begun_responses_no_put_has_ended(tmp_path: Pat
         first.begin(StoredResponse(rid, {"id": rid, "status": "queued"}, []))
     first.put(StoredResponse("resp_ended", {"id": "resp_ended", "status": "completed"}, []))
     first.put(StoredResponse("resp_plain", {"id": "resp_plain", "status": "completed"}, []))
+    first.close()  # its gateway stopped
     again = SqliteResponseStore(path)  # as a gateway that starts on the same file
     assert again.fail_unfinished(lambda r: r | {"status": "failed"}) == ["resp_left"]
     assert [again.get(rid).response["status"] for rid in ("resp_ended", "resp_left", "resp_plain")] == [

@@ -104,3 +104,23 @@ def test_a_background_run_of_one_gateway_process_is_cancelled_through_another(
         assert again.status_code == 200, again.text
         assert http.post(f"{b.url}/v1/responses/{rid}/cancel").json()["status"] == "cancelled"
     assert worker_proc.poll() is None
+
+
+def test_a_gateway_process_that_starts_keeps_a_live_siblings_background_run_and_fails_a_killed_ones(
+    procs: Procs, tmp_path: Path
+) -> None:
+    _, worker = procs.worker("--hang")  # its reply never comes: the run stays in progress
+    shared = ("--worker-urls", worker, "--mcp-registry", str(tmp_path / "smg.db"))
+    a = procs.gateway(*shared)
+    body = {"model": "mock-model", "input": "held", "background": True}
+    with httpx.Client(timeout=60) as http:
+        rid = http.post(a.url + "/v1/responses", json=body).json()["id"]
+        poll(lambda: http.get(f"{worker}/_smg/stats").json()["chat_requests"] == 1)
+        b = procs.gateway(*shared)  # as a serving process restarted beside a live one
+        assert http.get(f"{b.url}/v1/responses/{rid}").json()["status"] == "queued"  # as stored, not failed
+        assert http.get(f"{a.url}/v1/responses/{rid}").json()["status"] == "in_progress"
+        a.proc.kill()
+        a.proc.wait(timeout=30)
+        c = procs.gateway(*shared)  # the run's process is gone: nothing will finish it
+        for gateway in (b, c):
+            assert http.get(f"{gateway.url}/v1/responses/{rid}").json()["status"] == "failed"
