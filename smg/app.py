@@ -14,6 +14,7 @@ from smg import __version__
 from smg.api import (
     admin,
     chat,
+    console,
     health,
     keys_admin,
     loops_admin,
@@ -75,22 +76,24 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    for module in (chat, passthrough, models, health, admin, mcp_admin, keys_admin, loops_admin, responses):
+    routers = (
+        chat,
+        passthrough,
+        models,
+        health,
+        admin,
+        mcp_admin,
+        keys_admin,
+        loops_admin,
+        responses,
+        console,
+    )
+    for module in routers:
         app.include_router(module.router)
     # (regex, template) of every route, for labelling requests the edge refuses before routing.
     app.state.route_templates = [
         (route.path_regex, route.path)
-        for module in (
-            chat,
-            passthrough,
-            models,
-            health,
-            admin,
-            mcp_admin,
-            keys_admin,
-            loops_admin,
-            responses,
-        )
+        for module in routers
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]
@@ -103,6 +106,7 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
         COMPLETIONS_ROUTE: passthrough.serve_completions,
         EMBEDDINGS_ROUTE: passthrough.serve_embeddings,
     }
+    app.add_middleware(console.ConsoleHeaders)  # inside the edge: the direct routes never reach it
     app.add_middleware(EdgeMiddleware, direct=direct)
     # Now, not in the lifespan: the instrumentation is part of the middleware stack, which is built at
     # the first ASGI event. The lifespan above uses (and shuts down) the provider built here.

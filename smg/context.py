@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from smg.api.admission import Admission
 from smg.api.auth import KeyAuth
+from smg.console.stats import INTERVAL_SECS, RecentStats, sampling
 from smg.database import Database, database_location
 from smg.keys.service import watched_keys
 from smg.mcp.control import McpControl
@@ -30,6 +31,7 @@ from smg.observability.observers import (
     StorageMetrics,
     WorkerMetrics,
 )
+from smg.observability.totals import totals_reader
 from smg.observability.tracing import NullTracing, TracerProviderLike, Tracing, make_tracing
 from smg.observability.tracing_setup import OwnedTracerProvider, configure_tracing
 from smg.observability.tracing_setup import instrument_app as _instrument_app
@@ -77,6 +79,7 @@ class AppContext:
     tracing: Tracing | NullTracing
     worker_file: WorkerFileWatcher | None = None  # set with --worker-file
     recent_loops: RecentLoops | None = None  # the tool loops' ring (`GET /loops/recent`)
+    recent_stats: RecentStats | None = None  # the overview's ring (`GET /stats/recent`)
 
     @property
     def max_body(self) -> int:
@@ -141,13 +144,14 @@ async def build_context(
     rng: random.Random | None = None,
     tracer_provider: TracerProviderLike | None = None,
     pool_sleep: Sleep = asyncio.sleep,
+    stats_interval: float = INTERVAL_SECS,
 ) -> AsyncIterator[AppContext]:
     """Build every component, register the ``--worker-urls`` and ``--worker-file`` workers, open the MCP
     servers of the registry and the YAML config, run the health prober and the registry and worker-file
     watchers; yields the context and tears it all down on exit. ``clock``, ``sleep`` and ``rng`` are seams
     for tests, and so is ``tracer_provider`` (an OpenTelemetry provider, used instead of the one
     ``--enable-trace`` builds, and not shut down here). ``pool_sleep`` is the worker pool's (the health
-    prober's and the discovery retries'); ``sleep`` the request retries'."""
+    prober's and the discovery retries'); ``sleep`` the request retries'; ``stats_interval`` the sampler's."""
     metrics = metrics or Metrics()
     worker_observer = WorkerMetrics(metrics)
     http_observer = HttpMetrics(metrics)
@@ -223,6 +227,7 @@ async def build_context(
             stack.callback(asyncio.create_task(job, name=name).cancel)
         if watcher is not None:
             stack.callback(asyncio.create_task(watcher.run(), name="smg-worker-file-watch").cancel)
+        stats = await stack.enter_async_context(sampling(totals_reader(metrics), stats_interval))
         completions, embeddings = passthrough_services(
             dispatcher, observer=lambda endpoint: RouterMetrics(metrics, endpoint=endpoint), tracer=tracing
         )
@@ -257,6 +262,7 @@ async def build_context(
             tracing=tracing,
             worker_file=watcher,
             recent_loops=tool_loop.recent,
+            recent_stats=stats,
         )
 
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
+from smg.console.session import ConsoleSessions
 from smg.errors import AuthenticationError, PermissionDenied
 from smg.keys.ring import KeyRing
 from smg.keys.scope import KeyScope
 from smg.keys.service import Keys
 
-DATA, ADMIN, OPEN = "data", "admin", "open"
-_ADMIN_PREFIXES = ("/workers", "/mcp", "/keys", "/loops")
+DATA, ADMIN, CONSOLE, OPEN = "data", "admin", "console", "open"
+_ADMIN_PREFIXES = ("/workers", "/mcp", "/keys", "/loops", "/stats")
 # The gateway's MCP endpoint (`smg.api.mcp_endpoint`): under /mcp, but for data keys.
 _MCP_ENDPOINT = ("/mcp", "/mcp/")
 _MCP_SCOPED = "/mcp/scoped/"
@@ -22,13 +24,15 @@ _MCP_SCOPED = "/mcp/scoped/"
 
 def plane_of(path: str) -> str:
     """Which plane a path belongs to: data (/v1/..., the MCP endpoint /mcp and /mcp/scoped/...), admin
-    (/workers, the rest of /mcp, /keys, /loops) or open (probes, docs)."""
+    (/workers, the rest of /mcp, /keys, /loops, /stats), console (/ui, /ui/...) or open (probes, docs)."""
     if path.startswith("/v1/"):
         return DATA
     if path in _MCP_ENDPOINT or path.startswith(_MCP_SCOPED):
         return DATA
     if path.startswith(_ADMIN_PREFIXES):
         return ADMIN
+    if path == "/ui" or path.startswith("/ui/"):
+        return CONSOLE
     return OPEN
 
 
@@ -67,8 +71,11 @@ class KeyAuth:
     state: revoking the last key never opens it); else an ``--api-key`` value (unrestricted) or an
     active stored key (its scope) is required.
     ``keys``: the stored keys (none: only the flags' keys exist).
-    Admin plane: one of ``--admin-api-key`` is required; a data key gets 403. With no admin key
-    configured the admin plane answers loopback clients only.
+    Admin plane: one of ``--admin-api-key`` is required; a data key gets 403. A request without a key
+    is admitted with a valid console cookie together with ``X-SMG-Console: 1`` (`console`). With no
+    admin key configured the admin plane answers loopback clients only.
+    Console plane (the console's shell and its login): open with an admin key configured (the shell
+    holds no data; `login` checks the key), else loopback clients only, like the admin plane.
     """
 
     def __init__(
@@ -78,6 +85,25 @@ class KeyAuth:
         self._admin = [k.encode() for k in admin_keys]
         self.keys = keys  # the stored keys and their admin operations (`smg.api.keys_admin`)
         self._keys = keys.ring if keys is not None else KeyRing()
+        self.console = ConsoleSessions(self._admin)  # the console's login tokens
+
+    @property
+    def admin_required(self) -> bool:
+        """An admin key is configured (else the admin plane answers loopback clients only)."""
+        return bool(self._admin)
+
+    def login(self, key: bytes) -> str:
+        """A console token for an admin ``key``. Raises AuthenticationError (401) for an unknown key,
+        PermissionDenied (403) for a data-plane key."""
+        token = self.console.issue(key)
+        if token is not None:
+            return token
+        self._refuse_admin(key)
+
+    def _refuse_admin(self, key: bytes | None) -> NoReturn:
+        if key is not None and (_matches(key, self._data) or self._keys.knows(key)):
+            raise PermissionDenied("a data-plane key cannot use the admin API")
+        raise AuthenticationError("missing or invalid admin API key")
 
     def check(self, plane: str, headers: Mapping[bytes, bytes], client_host: str | None) -> KeyScope | None:
         """The scope of the stored key presented (None: unrestricted, or not the data plane). Raises
@@ -96,11 +122,13 @@ class KeyAuth:
         if not self._admin:
             if not _is_loopback(client_host):
                 raise PermissionDenied(
-                    "the admin API answers loopback clients only unless --admin-api-key is set"
+                    "the admin API and the console answer loopback clients only unless --admin-api-key is set"
                 )
+            return None
+        if plane == CONSOLE:
             return None
         if key is not None and _matches(key, self._admin):
             return None
-        if key is not None and (_matches(key, self._data) or self._keys.knows(key)):
-            raise PermissionDenied("a data-plane key cannot use the admin API")
-        raise AuthenticationError("missing or invalid admin API key")
+        if key is None and self.console.admits(headers):
+            return None
+        self._refuse_admin(key)

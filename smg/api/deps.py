@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from smg.api.admin import WorkersContext
 from smg.api.chat import ChatContext
+from smg.api.console import ConsoleContext
 from smg.api.health import ReadinessContext
 from smg.api.keys_admin import KeysContext
 from smg.api.loops_admin import LoopsContext
@@ -36,6 +37,7 @@ class ApiContext(
     KeysContext,
     LoopsContext,
     ResponsesContext,
+    ConsoleContext,
     Protocol,
 ):
     """Everything the edge and the routes read from the application context."""

@@ -11,11 +11,13 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smg.api.admission import Admission
 from smg.api.auth import DATA, KeyAuth, plane_of
 from smg.api.errors import error_response
+from smg.console import is_console_path, secured
 from smg.errors import InvalidRequest, PayloadTooLarge, SmgError
 from smg.keys.scope import attach
 from smg.spans import ServerSpan, Tracer
@@ -109,14 +111,14 @@ class EdgeMiddleware:
         except SmgError as err:
             if outcome["started"]:
                 raise
-            await error_response(err)(scope, receive, send_with_id)
+            await _refusal(err, scope)(scope, receive, send_with_id)
         except Exception:
             if outcome["started"]:
                 raise
             # Rendered here rather than by the framework's outermost handler, so the answer
             # carries the request id and the metrics see its code.
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            await error_response(SmgError("internal error"))(scope, receive, send_with_id)
+            await _refusal(SmgError("internal error"), scope)(scope, receive, send_with_id)
         finally:
             route = scope["path"] if endpoint else _route_template(scope)
             edge.http_observer.on_end(
@@ -152,6 +154,15 @@ class EdgeMiddleware:
             await app(scope, receive, send)
         finally:
             edge.admission.release()
+
+
+def _refusal(err: SmgError, scope: Scope) -> Response:
+    """The edge's own error answer; under /ui with the console's headers (`smg.api.console`), which
+    the requests the edge refuses never reach."""
+    response = error_response(err)
+    if is_console_path(scope["path"]):
+        response.raw_headers = secured(response.raw_headers)
+    return response
 
 
 def printable(value: bytes) -> bool:

@@ -32,7 +32,10 @@ TransitionHook = Callable[[BreakerState, BreakerState], None]
 
 
 class CircuitBreaker:
-    """State machine of one worker's breaker; time comes from ``clock`` (monotonic seconds)."""
+    """State machine of one worker's breaker; time comes from ``clock`` (monotonic seconds).
+
+    ``changed_at`` is the wall-clock time (unix seconds) of the last transition, None before the first:
+    the move of an open breaker to half_open is dated when its timeout passed, not when it was noticed."""
 
     def __init__(
         self,
@@ -48,12 +51,15 @@ class CircuitBreaker:
         self._failures = 0
         self._successes = 0
         self._opened_at = 0.0
+        self.changed_at: float | None = None
 
     @property
     def state(self) -> BreakerState:
         """Current state; an open breaker whose timeout has passed reports (and becomes) half_open."""
-        if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self._config.timeout_secs:
-            self._move(BreakerState.HALF_OPEN)
+        if self._state is BreakerState.OPEN:
+            overdue = self._clock() - self._opened_at - self._config.timeout_secs
+            if overdue >= 0:
+                self._move(BreakerState.HALF_OPEN, ago=overdue)
         return self._state
 
     def allows(self) -> bool:
@@ -86,9 +92,11 @@ class CircuitBreaker:
         self._opened_at = self._clock()
         self._move(BreakerState.OPEN)
 
-    def _move(self, new: BreakerState) -> None:
+    def _move(self, new: BreakerState, *, ago: float = 0.0) -> None:
         old, self._state = self._state, new
         self._failures = 0
         self._successes = 0
-        if self._on_transition is not None and old is not new:
-            self._on_transition(old, new)
+        if old is not new:
+            self.changed_at = time.time() - ago
+            if self._on_transition is not None:
+                self._on_transition(old, new)

@@ -265,4 +265,6 @@ class Dispatcher:
         self._observer.on_attempt_done(worker.url, active=worker.in_flight, error_type=label)
         if isinstance(failure, UpstreamStatusError):
             status = failure.upstream_status
+        if label is not None:  # a failed attempt; a successful one costs only this test
+            worker.note_error(failure, status)
         span.end(status=status, error=label or (error_type(failure) if failure else None))

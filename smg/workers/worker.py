@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,6 +17,10 @@ def worker_id(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:12]
 
 
+RECENT_ERRORS = 5
+"""How many failed attempts a worker keeps for the admin view."""
+
+
 @dataclass(eq=False)
 class Worker:
     """Live state of one worker. ``api_key`` is the upstream credential; it is never shown or logged."""
@@ -25,6 +31,10 @@ class Worker:
     models: frozenset[str] | None = None  # None: not discovered yet
     healthy: bool = True
     in_flight: int = 0
+    # the last failed attempts, oldest first: (unix time, "Class: message", upstream status or None)
+    errors: deque[tuple[float, str, int | None]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_ERRORS), repr=False
+    )
 
     @property
     def id(self) -> str:
@@ -37,6 +47,11 @@ class Worker:
     def serves(self, model: str) -> bool:
         return self.models is not None and model in self.models
 
+    def note_error(self, error: BaseException | None, status: int | None) -> None:
+        """Keep a failed attempt for the admin view (only the last `RECENT_ERRORS`)."""
+        text = f"{type(error).__name__}: {error}" if error is not None else f"worker answered HTTP {status}"
+        self.errors.append((time.time(), text, status))
+
     def describe(self) -> dict[str, object]:
         """Public view for the admin API: no credentials."""
         return {
@@ -45,8 +60,12 @@ class Worker:
             "models": sorted(self.models) if self.models is not None else None,
             "healthy": self.healthy,
             "circuit_breaker": self.breaker.state.label,
+            "breaker_changed_at": self.breaker.changed_at,
             "in_flight": self.in_flight,
             "has_api_key": self.api_key is not None,
+            "recent_errors": [
+                {"at": at, "error": text, "status": status} for at, text, status in reversed(self.errors)
+            ],
         }
 
 

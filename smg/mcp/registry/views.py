@@ -30,7 +30,8 @@ def server_view(spec: ServerSpec, status: ServerStatus | None = None) -> dict[st
 
 
 def tool_view(spec: ServerSpec, tool: ToolInfo) -> dict[str, Any]:
-    """ToolView: the tool, the name the model sees it under, and its MCP hints."""
+    """ToolView: the tool, the name the model sees it under, its MCP hints and its arguments' JSON
+    schema as the server listed it (``{"type": "object"}`` when it gave none)."""
     return {
         "server": spec.name,
         "name": tool.name,
@@ -39,4 +40,5 @@ def tool_view(spec: ServerSpec, tool: ToolInfo) -> dict[str, Any]:
         "read_only": tool.read_only,
         "idempotent": tool.idempotent,
         "destructive": tool.destructive,
+        "input_schema": tool.input_schema or {"type": "object"},
     }
