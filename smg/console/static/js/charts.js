@@ -59,15 +59,28 @@ function parts(figure) {
   };
 }
 
+function setSince(figure, text) {
+  const caption = figure.querySelector("figcaption");
+  let note = caption.querySelector(".since");
+  if (!note && text) {
+    note = h("span", { class: "since" });
+    caption.append(" ", note); // the space lets the note wrap to its own line as a whole
+  }
+  if (note) setText(note, text ? `· ${text}` : "");
+}
+
 /**
  * Draw a chart into ``figure`` (which holds its <figcaption>).
  * ``spec``: {slots, interval, endTime, points: [{t, ...}], series: [{key, label, kind: "bar"|"line",
  * className, value(point) -> number|null}], label: text for screen readers}.
- * Points are placed by time in ``slots`` slots of ``interval`` seconds ending at ``endTime``.
+ * Points are placed by time in ``slots`` slots of ``interval`` seconds ending at ``endTime``; the x axis
+ * starts at the first slot. ``since`` (optional): a note appended to the figcaption (e.g. "since 15:37:25"
+ * when the data starts later than the chosen window), or "" for none.
  */
 export function drawChart(figure, spec) {
   const { svg, yMax, start, end, legend } = parts(figure);
   svg.setAttribute("aria-label", spec.label);
+  setSince(figure, spec.since || "");
   const signature = JSON.stringify([spec.slots, spec.endTime, spec.points.map((p) => spec.series.map((x) => x.value(p)))]);
   if (svg.dataset.signature === signature) return;
   svg.dataset.signature = signature;
@@ -98,11 +111,13 @@ export function drawChart(figure, spec) {
         const slot = slotOf(p.t);
         if (!(v > 0) || slot < 0 || slot >= spec.slots) continue;
         const top_ = y(v);
+        // A short history has few, wide slots: keep the bars slim, centred in their slot.
+        const width = Math.min(Math.max(slotWidth * 0.8, 0.5), WIDTH / 40);
         nodes.push(
           s("rect", {
-            x: slot * slotWidth + slotWidth * 0.1,
+            x: slot * slotWidth + (slotWidth - width) / 2,
             y: top_,
-            width: Math.max(slotWidth * 0.8, 0.5),
+            width,
             height: HEIGHT - top_,
             class: `bar ${series.className}`,
           }),
@@ -112,10 +127,10 @@ export function drawChart(figure, spec) {
       let run = [];
       const flush = () => {
         if (run.length === 1) {
-          // An isolated point: a short mark, visible even when the slot is a pixel wide.
+          // An isolated point: a dot (a zero-length stroke with round caps, see console.css), round even
+          // though the chart stretches and visible even when the slot is a pixel wide.
           const [x, yy] = run[0];
-          const w = Math.max(slotWidth, 6);
-          nodes.push(s("rect", { x: x - w / 2, y: yy - 2, width: w, height: 4, class: `mark ${series.className}` }));
+          nodes.push(s("path", { d: `M${x.toFixed(1)},${yy.toFixed(1)}h0`, class: `dot ${series.className}` }));
         } else if (run.length) {
           nodes.push(s("polyline", { points: run.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" "), class: `line ${series.className}` }));
         }

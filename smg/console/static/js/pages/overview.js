@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { drawChart } from "../charts.js";
-import { count, h, ms, replaceChildren, setText } from "../dom.js";
+import { count, h, localTime, ms, replaceChildren, setText } from "../dom.js";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -57,15 +57,16 @@ const CHARTS = [
   },
 ];
 
-function describe(chart, points, window) {
+function describe(chart, points, window, since) {
   if (!points.length) return `${chart.what} over the last ${window} minutes: no data yet.`;
+  const span = since ? `${since} (the data starts inside the ${window}-minute window)` : `over the last ${window} minutes`;
   const last = points[points.length - 1];
   const bits = chart.series.map((series) => {
     const latest = series.value(last);
     const latestText = latest === null || latest === undefined ? "none" : String(+Number(latest).toFixed(1));
     return `${series.label} latest ${latestText}, peak ${+peak(points, series.value).toFixed(1)}`;
   });
-  return `${chart.what} over the last ${window} minutes: ${bits.join("; ")}.`;
+  return `${chart.what} ${span}: ${bits.join("; ")}.`;
 }
 
 function renderStats(points) {
@@ -132,8 +133,13 @@ export default {
     if (!isCurrent()) return;
     const points = Array.isArray(stats.points) ? stats.points : [];
     const interval = Number(stats.interval_secs) || 5;
-    const slots = Math.max(1, Math.round((window * 60) / interval));
+    const windowSlots = Math.max(1, Math.round((window * 60) / interval));
     const endTime = points.length ? points[points.length - 1].t : Date.now() / 1000;
+    // A gateway that started inside the window has no history before its first point: the axis starts
+    // there rather than squeezing the data against the right edge.
+    const firstSlots = points.length ? Math.round((endTime - points[0].t) / interval) + 1 : windowSlots;
+    const slots = Math.max(1, Math.min(windowSlots, firstSlots));
+    const since = slots < windowSlots ? `since ${localTime(points[0].t)}` : "";
     renderStats(points);
     for (const chart of CHARTS) {
       drawChart(document.querySelector(`figure[data-chart="${chart.name}"]`), {
@@ -142,7 +148,8 @@ export default {
         endTime,
         points,
         series: chart.series,
-        label: describe(chart, points, window),
+        since,
+        label: describe(chart, points, window, since),
       });
     }
     renderGlance(workers ? workers.workers : null, servers ? servers.servers : null);

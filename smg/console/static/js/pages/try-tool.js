@@ -8,7 +8,7 @@ import { h, replaceChildren, setText } from "../dom.js";
 import { skeleton, validate } from "../schema.js";
 
 const $ = (selector) => document.querySelector(selector);
-const current = { server: null, tool: null };
+const current = { server: null, tool: null, busy: false };
 
 /** Put the form back at the end of the panel (out of the list, which is about to change). */
 export function parkTryForm() {
@@ -38,6 +38,7 @@ export function openTry(server, tool) {
   setText($("#try-title"), `Try ${server}/${tool.name}`);
   setText($("#try-description"), tool.destructive ? "This tool says it is destructive: calling it may change things." : "");
   $("#try-arguments").value = JSON.stringify(skeleton(schemaOf(tool)), null, 2);
+  fitRows();
   replaceChildren($("#try-errors"));
   $("#try-result").hidden = true;
   const item = $("#server-tools-list").querySelector(`li[data-tool="${CSS.escape(tool.name)}"]`);
@@ -52,6 +53,17 @@ export function closeTry() {
   $("#try-form").hidden = true;
   replaceChildren($("#try-errors"));
   $("#try-result").hidden = true;
+}
+
+/**
+ * Size the arguments box to its text (a few rows, at most a dozen: longer text scrolls), so the call's
+ * answer stays in view below it. A height the user set by dragging the box's corner wins over ``rows``.
+ */
+function fitRows() {
+  const area = $("#try-arguments");
+  const lines = area.value.split("\n").length;
+  const rows = Math.min(Math.max(lines, 2), 12);
+  if (area.rows !== rows) area.rows = rows;
 }
 
 function showErrors(messages) {
@@ -72,7 +84,7 @@ function showResult(statusWord, text, detail) {
 async function submitTry(event) {
   event.preventDefault();
   const { tool, server } = current;
-  if (!tool || !server) return;
+  if (!tool || !server || current.busy) return;
   let args;
   try {
     args = JSON.parse($("#try-arguments").value);
@@ -89,24 +101,34 @@ async function submitTry(event) {
     return;
   }
   showErrors([]);
+  // Busy, not disabled: disabling the focused button would drop the keyboard focus to the page.
   const submit = $("#try-submit");
-  submit.disabled = true;
+  current.busy = true;
+  submit.setAttribute("aria-disabled", "true");
   showResult("running", "", "");
   try {
     const out = await api("POST", `mcp/servers/${seg(server)}/tools/${seg(tool.name)}/call`, { arguments: args });
     const millis = typeof out.duration === "number" ? Math.round(out.duration * 1000) : null;
     const attempts = out.attempts > 1 ? `, ${out.attempts} attempts` : "";
-    showResult(out.status, out.text ?? "", millis === null ? "" : `in ${millis} ms${attempts}`);
+    // An answer that arrives after the form moved on to another tool (or closed) is not shown.
+    if (current.tool === tool) showResult(out.status, out.text ?? "", millis === null ? "" : `in ${millis} ms${attempts}`);
   } catch (err) {
-    showResult("refused", err instanceof ApiError ? err.message : String(err), err.status ? `HTTP ${err.status}` : "");
+    const text = err instanceof ApiError ? err.message : String(err);
+    if (current.tool === tool) showResult("refused", text, err.status ? `HTTP ${err.status}` : "");
   } finally {
-    submit.disabled = false;
+    current.busy = false;
+    submit.removeAttribute("aria-disabled");
+  }
+  // The answer to the call just submitted: bring it into view (scrolling only: focus stays where it is).
+  if (current.tool === tool && !$("#try-result").hidden) {
+    $("#try-result").scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 }
 
 /** Wire the form's submit and close buttons (once). */
 export function initTry() {
   $("#try-form").addEventListener("submit", submitTry);
+  $("#try-arguments").addEventListener("input", fitRows);
   $("#try-cancel").addEventListener("click", () => {
     const name = current.tool ? current.tool.name : null;
     closeTry();

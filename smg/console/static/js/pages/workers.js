@@ -38,7 +38,17 @@ function errorsList(errors) {
 function updateRow(row, worker) {
   row.dataset.workerId = worker.id;
   setText(cell(row, "url"), worker.url);
-  setText(cell(row, "models"), Array.isArray(worker.models) ? worker.models.join(", ") || "none" : "not discovered yet");
+  const models = cell(row, "models");
+  const modelsText = Array.isArray(worker.models) ? worker.models.join(", ") || "none" : "not discovered yet";
+  if (models.dataset.signature !== modelsText) {
+    models.dataset.signature = modelsText;
+    if (Array.isArray(worker.models) && worker.models.length) {
+      // One model a line, never broken inside (names like "fragile-model" break at the hyphen otherwise).
+      replaceChildren(models, worker.models.map((name) => h("span", { class: "model-name" }, name)));
+    } else {
+      replaceChildren(models, modelsText);
+    }
+  }
   setBadge(cell(row, "health"), worker.healthy ? "healthy" : "unhealthy");
   setBadge(cell(row, "breaker"), worker.circuit_breaker);
   const changed = cell(row, "breaker_changed");
