@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -30,13 +29,6 @@ CALC = {
     "command": sys.executable,
     "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
 }
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[AsyncExitStack]:
-    """tests/conftest.py's exit stack, which this directory's browser fixtures shadow by name."""
-    async with AsyncExitStack() as s:
-        yield s
 
 
 @pytest.fixture
