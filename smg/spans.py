@@ -5,6 +5,7 @@ telemetry library. The span tree of one chat request::
     POST /v1/chat/completions      ServerSpan   `Tracer.server_span` (made by the HTTP instrumentation)
       smg.route                    TraceSpan    `Tracer.start_route`, one per routed request
         chat <model>               AttemptSpan  `Tracer.start_attempt`, one per worker attempt
+                                              (text_completion / embeddings <model> for those)
         tool_loop iteration N      TraceSpan    `Tracer.start_iteration`, one per model call of the loop
           chat <model>             AttemptSpan
           tools/call <tool>        Span         `Tracer.tool_call`, one per MCP call
@@ -75,8 +76,9 @@ class Tracer(Protocol):
         """The span of one routed request, a child of the current span (not made current)."""
         ...
 
-    def start_attempt(self, model: str, worker: str, *, attempt: int) -> AttemptSpan:
-        """A span for one worker attempt (``attempt`` is 1-based), a child of the current span."""
+    def start_attempt(self, model: str, worker: str, *, attempt: int, operation: str = "chat") -> AttemptSpan:
+        """A span for one worker attempt (``attempt`` is 1-based), a child of the current span, named
+        ``<operation> <model>`` (``chat``, ``text_completion`` or ``embeddings``)."""
         ...
 
     def start_iteration(self, model: str, iteration: int) -> TraceSpan:
@@ -131,7 +133,7 @@ class NullTracing:
     def start_route(self, model: str, *, streaming: bool, policy: str) -> NullSpan:
         return NULL_SPAN
 
-    def start_attempt(self, model: str, worker: str, *, attempt: int) -> NullSpan:
+    def start_attempt(self, model: str, worker: str, *, attempt: int, operation: str = "chat") -> NullSpan:
         return NULL_SPAN
 
     def start_iteration(self, model: str, iteration: int) -> NullSpan:

@@ -157,13 +157,14 @@ class Tracing:
         span = trace.get_current_span()
         return _Span(span) if span.is_recording() else NULL_SPAN
 
-    def start_attempt(self, model: str, worker: str, *, attempt: int) -> _Attempt:
-        """A client span for one worker attempt, a child of the current span (not made current)."""
+    def start_attempt(self, model: str, worker: str, *, attempt: int, operation: str = "chat") -> _Attempt:
+        """A client span ``<operation> <model>`` for one worker attempt, a child of the current span (not
+        made current)."""
         try:
             host = worker.split("://", 1)[-1].split("/", 1)[0]
             address, _, port = host.rpartition(":") if host.rsplit(":", 1)[-1].isdigit() else (host, "", "")
             attributes: dict[str, Any] = {
-                "gen_ai.operation.name": "chat",
+                "gen_ai.operation.name": operation,
                 "gen_ai.request.model": model,
                 "server.address": address,
                 "http.request.method": "POST",
@@ -174,7 +175,9 @@ class Tracing:
             if attempt > 1:
                 attributes["http.request.resend_count"] = attempt - 1
             attributes["smg.attempt"] = attempt
-            span = self._tracer.start_span("chat " + model, kind=SpanKind.CLIENT, attributes=attributes)
+            span = self._tracer.start_span(
+                f"{operation} {model}", kind=SpanKind.CLIENT, attributes=attributes
+            )
             return _Attempt(span)
         except Exception:  # the telemetry guard
             log.exception("tracing: starting an attempt span failed")

@@ -29,6 +29,8 @@ from smg.workers.worker import Worker, WorkerRegistry
 
 T = TypeVar("T")
 CHAT_PATH = "/v1/chat/completions"
+# A worker path's GenAI operation (`gen_ai.operation.name`, the attempt span's name).
+_OPERATIONS = {CHAT_PATH: "chat", "/v1/completions": "text_completion", "/v1/embeddings": "embeddings"}
 """The worker path of chat requests; other pass-through routes name their own (`smg.routing.passthrough`)."""
 
 
@@ -135,7 +137,7 @@ class Dispatcher:
         ModelNotFound, UpstreamError."""
 
         async def once(worker: Worker, attempt: int) -> Completed:
-            span = self._begin(model, worker, attempt)
+            span = self._begin(model, worker, attempt, path)
             status: int | None = None
             failure: UpstreamError | None = None
             sent = span.inject(headers)
@@ -171,7 +173,7 @@ class Dispatcher:
         """
 
         async def once(worker: Worker, attempt: int) -> UpstreamStream:
-            span = self._begin(model, worker, attempt)
+            span = self._begin(model, worker, attempt, path)
             stack = AsyncExitStack()
             try:
                 resp = await stack.enter_async_context(
@@ -252,10 +254,11 @@ class Dispatcher:
         self._observer.on_selected(self._policy.name, worker.url, duration=time.perf_counter() - started)
         return worker
 
-    def _begin(self, model: str, worker: Worker, attempt: int) -> AttemptSpan:
+    def _begin(self, model: str, worker: Worker, attempt: int, path: str) -> AttemptSpan:
         worker.in_flight += 1
         self._observer.on_attempt(worker.url, active=worker.in_flight)
-        return self._tracer.start_attempt(model, worker.url, attempt=attempt)
+        operation = _OPERATIONS.get(path, "chat")
+        return self._tracer.start_attempt(model, worker.url, attempt=attempt, operation=operation)
 
     def _finish(
         self, worker: Worker, status: int | None, failure: UpstreamError | None, span: AttemptSpan

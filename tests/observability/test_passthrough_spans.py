@@ -56,6 +56,8 @@ async def test_a_passed_through_request_is_a_route_span_over_its_attempt(
     assert attempt.parent.span_id == route.context.span_id
     assert route.attributes is not None
     assert route.attributes["gen_ai.operation.name"] == operation
+    assert attempt.name == f"{operation} mock-model"  # the worker call is of the same operation
+    assert attempt.attributes is not None and attempt.attributes["gen_ai.operation.name"] == operation
     assert route.attributes["smg.streaming"] is bool(body.get("stream"))
     assert route.attributes["gen_ai.usage.input_tokens"] == 2
     async with httpx.AsyncClient(timeout=10) as http:
