@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,14 @@ import httpx
 from smg.observability.metrics import Metrics
 
 ERROR_KEYS = {"message", "type", "param", "code"}
+
+# The calc example server over stdio, as the admin API registers it (`POST /mcp/servers`).
+CALC = {
+    "name": "calc",
+    "transport": "stdio",
+    "command": sys.executable,
+    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
+}
 
 
 def assert_error(resp: httpx.Response, status: int, code: str, *, param: str | None = None) -> dict[str, Any]:

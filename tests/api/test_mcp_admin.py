@@ -25,18 +25,12 @@ from smg.settings import AuthSettings, McpSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.processes import pid_alive, spawn, stop, wait_for_line
 from smg.testing.worker import RunningWorker
-from tests._helpers import assert_error, closed_port_url, sample
+from tests._helpers import CALC, assert_error, closed_port_url, sample
 from tests.conftest import make_settings
 
 MCP_READY = "MCP_SERVER_READY"
 POLL_SECS = 60.0
 EXPOSED_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-CALC = {
-    "name": "calc",
-    "transport": "stdio",
-    "command": sys.executable,
-    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
-}
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
 

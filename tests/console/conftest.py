@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 import pytest
 
+from tests._helpers import CALC
 from tests._procs import Gateway, Procs, poll
 
 if TYPE_CHECKING:
@@ -38,12 +38,6 @@ if TYPE_CHECKING:
 ADMIN_KEY = "console-admin-key-4f9c1e"
 DATA_KEY = "console-data-key-77b2d0"
 WAIT_MS = 30_000  # bound of every wait on the page (polling is every 2 s; CI machines are slow)
-CALC = {
-    "name": "calc",
-    "transport": "stdio",
-    "command": sys.executable,
-    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
-}
 # The message Chromium logs for a response with an error status; a test that provokes one names it.
 _FAILED_RESOURCE = re.compile(r"^Failed to load resource: the server responded with a status of (\d+)")
 

@@ -4,7 +4,6 @@ gateway with a scripted worker and the ``calc`` MCP server (a real stdio process
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,16 +18,10 @@ from smg.settings import BreakerSettings, RetrySettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
 from smg.workers.breaker import BreakerState, CircuitBreaker
+from tests._helpers import CALC
 from tests.conftest import chat_body, make_settings
 
 pytestmark = pytest.mark.e2e
-
-CALC = {
-    "name": "calc",
-    "transport": "stdio",
-    "command": sys.executable,
-    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
-}
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ calc MCP server over stdio, and the metrics listener on a free loopback port."""
 
 from __future__ import annotations
 
-import sys
 from contextlib import AsyncExitStack
 
 import httpx
@@ -14,16 +13,10 @@ from smg.observability.metrics import Metrics
 from smg.observability.server import metrics_listener
 from smg.settings import McpSettings
 from smg.testing.worker import RunningWorker
-from tests._helpers import eventually, sample
+from tests._helpers import CALC, eventually, sample
 from tests.conftest import chat_body, make_settings
 
 CHAT = "/v1/chat/completions"
-CALC = {
-    "name": "calc",
-    "transport": "stdio",
-    "command": sys.executable,
-    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
-}
 TOOLS = [{"type": "mcp", "server_label": "calc", "require_approval": "never"}]
 
 

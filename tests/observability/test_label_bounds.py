@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -21,16 +20,10 @@ from smg.observability.metrics import Metrics
 from smg.settings import McpSettings, WorkerSettings
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
-from tests._helpers import assert_error, eventually, sample
+from tests._helpers import CALC, assert_error, eventually, sample
 from tests.conftest import chat_body, make_settings
 
 CHAT = "/v1/chat/completions"
-CALC = {
-    "name": "calc",
-    "transport": "stdio",
-    "command": sys.executable,
-    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
-}
 TOOLS = [{"type": "mcp", "server_label": "calc", "require_approval": "never"}]
 LOOP = 'CALL calc__evaluate {"expression": "6*7"}'
 # Nothing fires on a timer during a test: no registry polls, no tool-list expiry, no health probes.

@@ -3,7 +3,6 @@ stdio MCP server; the samples are read from the gateway's metrics registry and i
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,15 +14,9 @@ from prometheus_client import generate_latest
 from smg.observability.metrics import Metrics
 from smg.testing.gateway import RunningGateway
 from smg.testing.worker import RunningWorker
-from tests._helpers import eventually, sample
+from tests._helpers import CALC, eventually, sample
 from tests.conftest import chat_body, make_settings
 
-CALC = {
-    "name": "calc",
-    "transport": "stdio",
-    "command": sys.executable,
-    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
-}
 LOOP = 'CALL calc__evaluate {"expression": "6*7"}'
 TOOLS = [{"type": "mcp", "server_label": "calc", "require_approval": "never"}]
 

@@ -5,24 +5,18 @@ every copy."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests._helpers import CALC
 from tests._procs import CHAT, Procs, chat, poll
 from tests.serving._process_tree import children, client_port, cmdline, descendants, holders, kill_all
 
 pytestmark = pytest.mark.e2e
 
-CALC = {
-    "name": "calc",
-    "transport": "stdio",
-    "command": sys.executable,
-    "args": ["-m", "mcp_servers.calc", "--transport", "stdio"],
-}
 LOOP = chat(
     'CALL calc__evaluate {"expression": "6*7"}',
     tools=[{"type": "mcp", "server_label": "calc", "require_approval": "never"}],
