@@ -210,13 +210,21 @@ def test_a_removed_server_is_gone_after_confirming_and_comes_back_through_the_fo
     ui.assert_clean()
 
 
-def test_a_worker_added_through_the_form_can_be_removed_after_confirming(ui: Ui, procs: Procs) -> None:
+def test_a_worker_is_added_through_the_form_and_removed_each_after_confirming(ui: Ui, procs: Procs) -> None:
     url = procs.worker("--model", "extra-model")[1]
     ui.login()
     ui.go("workers")
     ui.page.locator("#worker-url").fill(url)
     ui.page.locator('#worker-add-form button[type="submit"]').click()
-    expect(ui.page.locator("#worker-add-status")).not_to_have_text(re.compile(r"^\s*$"))
+    expect(ui.page.locator("#confirm-dialog")).to_be_visible()
+    expect(ui.page.locator("#confirm-message")).to_contain_text(url)
+    ui.page.locator("#confirm-no").click()  # declined: nothing is sent
+    expect(ui.page.locator("#worker-add-status")).to_have_text("Not added.")
+    assert ui.posts("/workers") == [] and _listed(ui, url) is None
+    ui.page.locator('#worker-add-form button[type="submit"]').click()
+    expect(ui.page.locator("#confirm-message")).to_contain_text(url)
+    ui.page.locator("#confirm-yes").click()
+    expect(ui.page.locator("#worker-add-status")).to_contain_text("Added worker")
     worker_id = poll(lambda: _listed(ui, url), timeout=30)
     row = ui.page.locator(f'#workers-table tr[data-worker-id="{worker_id}"]')
     expect(row.locator('td[data-field="url"]')).to_have_text(url)

@@ -180,13 +180,16 @@ setUnauthorizedHandler(() => {
 
 // ---- confirmation dialog -------------------------------------------------------------------------
 
-/** Ask before a destructive action: resolves true for "yes", false for "no", Escape or closing. */
-function confirmAction(message, yesLabel = "Remove") {
+/** Ask before an action that changes the gateway: resolves true for "yes", false for "no", Escape or
+ * closing. ``danger``: the "yes" button looks destructive (a removal) rather than primary (an addition). */
+function confirmAction(message, yesLabel = "Remove", danger = true) {
   const dialog = $("#confirm-dialog");
   if (dialog.open) return Promise.resolve(false);
   const opener = document.activeElement;
   setText($("#confirm-message"), message);
   setText($("#confirm-yes"), yesLabel);
+  $("#confirm-yes").classList.toggle("danger", danger);
+  $("#confirm-yes").classList.toggle("primary", !danger);
   dialog.returnValue = "";
   dialog.showModal();
   $("#confirm-no").focus();

@@ -1,5 +1,5 @@
 // Workers: GET /workers (health, breaker and its last transition, in flight, recent errors),
-// POST /workers to add one, DELETE /workers/{id} (after confirmation) to remove one.
+// POST /workers to add one and DELETE /workers/{id} to remove one, each after a confirmation.
 
 import { api, ApiError, seg } from "../api.js";
 import { cell, h, localDateTime, replaceChildren, setBadge, setText, syncRows, timeEl } from "../dom.js";
@@ -104,6 +104,11 @@ async function addWorker(event) {
   if (!url) {
     setText(status, "Enter the worker's URL.");
     $("#worker-url").focus();
+    return;
+  }
+  const question = `Add worker ${url} to the pool? Requests for its models are routed to it once it answers.`;
+  if (!(await ctx.confirm(question, "Add worker", false))) {
+    setText(status, "Not added.");
     return;
   }
   const body = { url };
