@@ -67,7 +67,9 @@ class StoreErrorType(Protocol):
 
 
 class SqliteFile:
-    """The file at ``path``, its ``schema`` (SQL run once, in one transaction, when it is opened)."""
+    """The file at ``path``, its ``schema`` (SQL run once, in one transaction, when it is opened) and
+    ``upgrade`` (run in that same transaction, after it: what SQL alone cannot say, such as adding a
+    column to a table a file of an older version holds)."""
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class SqliteFile:
         clock: Callable[[], float] = time.perf_counter,
         busy_timeout_secs: float = 5.0,
         open_operation: str = "open",
+        upgrade: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self._error = error
@@ -86,7 +89,7 @@ class SqliteFile:
         self._clock = clock
         self._busy_timeout = busy_timeout_secs
         self._local = threading.local()
-        self.observed(open_operation, lambda: self._create(schema))
+        self.observed(open_operation, lambda: self._create(schema, upgrade))
 
     def run(self, operation: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
         """``operation(db)`` in one transaction (``BEGIN IMMEDIATE`` when it writes)."""
@@ -108,7 +111,7 @@ class SqliteFile:
         """``run()``, reported to the observer as ``operation``."""
         return observed(self._observer, self._clock, operation, run)
 
-    def _create(self, schema: str) -> None:
+    def _create(self, schema: str, upgrade: Callable[[sqlite3.Connection], None] | None) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -120,7 +123,10 @@ class SqliteFile:
             try:
                 with self._connection() as db:
                     db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(f"BEGIN IMMEDIATE;{schema}COMMIT;")
+                    db.executescript(f"BEGIN IMMEDIATE;{schema}")  # left open for the upgrade
+                    if upgrade is not None:
+                        upgrade(db)
+                    db.execute("COMMIT")
                 return
             except sqlite3.OperationalError as exc:
                 self._drop(self._thread_connection())

@@ -25,7 +25,7 @@ import psycopg
 
 from smg.errors import ResponseNotFound, ResponseStoreError, ResponseStoreUnavailable
 from smg.postgres.database import PgDatabase, connect
-from smg.responses.store import DEFAULT_MAX_RESPONSES, DEFAULT_TTL_SECS, StoredResponse
+from smg.responses.store import DEFAULT_MAX_RESPONSES, DEFAULT_TTL_SECS, StoredResponse, stored_row
 from smg.sqlite_file import StorageObserver
 
 if TYPE_CHECKING:
@@ -166,13 +166,7 @@ class PgResponseStore:
                 "SELECT previous_id, response, input_items FROM responses WHERE id = %s AND stored_at > %s",
                 (response_id, self._clock() - self._ttl),
             ).fetchone()
-            if row is None:
-                raise ResponseNotFound(response_id)
-            try:
-                response, items = orjson.loads(row[1]), orjson.loads(row[2])
-            except orjson.JSONDecodeError:
-                raise ResponseStoreError(f"row {response_id!r} is not valid", path=self.path) from None
-            return StoredResponse(response_id, response, items, row[0])
+            return stored_row(response_id, row, self.path)
 
         return self._db.observed("response_get", lambda: self._db.run(run))
 

@@ -7,12 +7,10 @@ result instead of running the call again (same TTL and count cap). Rows expire `
 they were stored (an expired row is gone for every reader, and removed at the next write) and past
 ``max_responses`` the oldest rows are evicted at each write.
 
-Operations are synchronous, one small SQLite transaction each on a connection opened for it (as the MCP
-registry's, `smg.mcp.registry.store`, whose file it shares by default, in its own tables); callers on the
-event loop run them with ``asyncio.to_thread``. Each is reported to a `StorageObserver`
-(``operation``: ``response_put``, ``response_get``, ``response_delete``, ``approval_run_put``,
-``approval_run_get``, ``response_begin``, ``response_recover``, ``response_cancel``,
-``response_cancels_get``).
+Operations are synchronous, one small transaction each (`smg.sqlite_file`; the file is the MCP
+registry's by default, in tables of its own); callers on the event loop use ``asyncio.to_thread``. Each is
+reported to a `StorageObserver` as ``response_put|get|delete|begin|recover|cancel|cancels_get`` or
+``approval_run_put|get``.
 
 A background response is stored when it starts (`begin`: its row, and a mark that it runs, with the
 store's owner token) and again when it ends (`put`, which clears the mark); a gateway process that
@@ -72,6 +70,17 @@ class StoredResponse:
     response: dict[str, Any]
     input_items: list[dict[str, Any]]
     previous_id: str | None = None
+
+
+def stored_row(response_id: str, row: Any, path: str) -> StoredResponse:
+    """The response of a ``(previous_id, response, input_items)`` row. Raises ResponseNotFound (None)."""
+    if row is None:
+        raise ResponseNotFound(response_id)
+    try:
+        response, items = orjson.loads(row[1]), orjson.loads(row[2])
+    except orjson.JSONDecodeError:
+        raise ResponseStoreError(f"row {response_id!r} is not valid", path=path) from None
+    return StoredResponse(response_id, response, items, row[0])
 
 
 class ResponseStore(Protocol):
@@ -142,14 +151,13 @@ class SqliteResponseStore:
             observer=observer,
             busy_timeout_secs=busy_timeout_secs,
             open_operation="response_open",
+            upgrade=owners.add_column,  # to a file an older version made
         )
         self.path = self._file.path
-        self._file.run(owners.add_column, write=True)  # to a file an older version made
         self.owner = owners.new_owner()  # who runs the background responses this store begins
 
     def close(self) -> None:
-        """This store's process stops running its background responses: a gateway that starts on the
-        same file may fail those left unfinished (`fail_unfinished`)."""
+        """Its background runs have no living owner any more (a later `fail_unfinished` fails them)."""
         owners.release(self.owner)
 
     @classmethod
@@ -176,19 +184,16 @@ class SqliteResponseStore:
 
     def fail_unfinished(self, fail: Callable[[dict[str, Any]], dict[str, Any]]) -> list[str]:
         def run(db: sqlite3.Connection) -> list[str]:
-            rows = db.execute(
-                "SELECT r.id, r.response, b.owner FROM background_runs b JOIN responses r ON r.id = b.id"
-            ).fetchall()
-            ids = []
-            for response_id, response, owner in rows:
-                if owners.alive(owner):  # a live sibling process runs it
-                    continue
+            query = "SELECT r.id, r.response, b.owner FROM background_runs b JOIN responses r ON r.id = b.id"
+            left = [
+                row for row in db.execute(query).fetchall() if not owners.alive(row[2])
+            ]  # a live one runs
+            for response_id, response, _ in left:
                 failed = orjson.dumps(fail(orjson.loads(response)))
                 db.execute("UPDATE responses SET response = ? WHERE id = ?", (failed, response_id))
                 db.execute("DELETE FROM background_runs WHERE id = ?", (response_id,))
                 db.execute("DELETE FROM background_cancels WHERE id = ?", (response_id,))
-                ids.append(response_id)
-            return ids
+            return [row[0] for row in left]
 
         return self._file.observed("response_recover", lambda: self._file.run(run, write=True))
 
@@ -245,13 +250,7 @@ class SqliteResponseStore:
                 "SELECT previous_id, response, input_items FROM responses WHERE id = ? AND stored_at > ?",
                 (response_id, self._clock() - self._ttl),
             ).fetchone()
-            if row is None:
-                raise ResponseNotFound(response_id)
-            try:
-                response, items = orjson.loads(row[1]), orjson.loads(row[2])
-            except orjson.JSONDecodeError:
-                raise ResponseStoreError(f"row {response_id!r} is not valid", path=str(self.path)) from None
-            return StoredResponse(response_id, response, items, row[0])
+            return stored_row(response_id, row, str(self.path))
 
         return self._file.observed("response_get", lambda: self._file.run(run))
 
