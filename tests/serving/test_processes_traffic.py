@@ -26,7 +26,12 @@ async def _load(url: str, serving: list[int]) -> tuple[Counter[int], Counter[int
     statuses: Counter[int] = Counter()
     per_port: Counter[int] = Counter()
     numbers = iter(range(TOTAL))
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    # A connection left idle is dropped by the client after 1 s, well before the server's keep-alive
+    # timeout (5 s): reusing one the server is closing at that moment fails with a ReadError (seen once in
+    # CI), a race of the client's expiry (httpx's default is also 5 s) with the server's, not a lost request.
+    limits = httpx.Limits(
+        max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY, keepalive_expiry=1.0
+    )
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
 
         async def sender() -> None:
