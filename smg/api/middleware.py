@@ -171,12 +171,27 @@ def printable(value: bytes) -> bool:
     return _UNPRINTABLE.search(value) is None
 
 
+_ID_BATCH = 256
+_ids: list[bytes] = []  # request ids not handed out yet; the event loop's thread only
+os.register_at_fork(after_in_child=_ids.clear)  # a forked process never repeats its parent's ids
+
+
 def _new_request_id() -> bytes:
-    """A random UUID4 in hex, as ``uuid.uuid4().hex`` spells it, without building a UUID object."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return raw.hex().encode()
+    """A random UUID4 in hex, as ``uuid.uuid4().hex`` spells it, without building a UUID object. The
+    random bytes come from ``os.urandom`` 256 ids at a time: one system call per batch, not per request."""
+    if not _ids:
+        _ids.extend(_uuid4_hex(os.urandom(16 * _ID_BATCH)))
+    return _ids.pop()
+
+
+def _uuid4_hex(random: bytes) -> list[bytes]:
+    ids = []
+    for start in range(0, len(random), 16):
+        raw = bytearray(random[start : start + 16])
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+        ids.append(raw.hex().encode())
+    return ids
 
 
 def _end_server_span(span: ServerSpan, method: str, route: str, outcome: dict[str, Any]) -> None:

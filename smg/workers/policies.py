@@ -95,6 +95,8 @@ class CacheAware:
         self._fallback = LeastLoad()
 
     def select(self, candidates: Sequence[Worker], *, affinity_key: bytes | None) -> Worker:
+        if len(candidates) == 1:  # nothing to weigh: no hashing, no load comparison
+            return candidates[0]
         if affinity_key is None:
             return self._fallback.select(candidates, affinity_key=None)
         chosen = max(candidates, key=lambda w: _score(affinity_key, w.url))

@@ -85,9 +85,14 @@ def test_a_killed_serving_process_is_replaced_and_the_metrics_keep_its_counts_bu
     serving = children(gw.proc.pid)
     started = list(serving)
     try:
-        statuses, served = asyncio.run(_burst(gw.url, BEFORE, serving))
-        assert statuses == {200: BEFORE}
-        assert gw.metric("smg_http_requests_total", path=CHAT) == BEFORE
+        before, served = 0, Counter[int]()
+        for _ in range(5):  # until both processes served some: the kernel may hand one all 8 connections
+            statuses, more = asyncio.run(_burst(gw.url, BEFORE, serving))
+            assert statuses == {200: BEFORE}
+            before, served = before + BEFORE, served + more
+            if all(served[pid] > 0 for pid in serving):
+                break
+        assert gw.metric("smg_http_requests_total", path=CHAT) == before
 
         words = " ".join(f"w{i}" for i in range(200))  # 40 s of stream: in flight when its process dies
         with (
@@ -116,7 +121,7 @@ def test_a_killed_serving_process_is_replaced_and_the_metrics_keep_its_counts_bu
         # the dead process's gauge of its stream in flight is gone; its counts stay
         poll(lambda: gw.metric("smg_http_connections_active") == 0, timeout=15)
         counted = gw.metric("smg_http_requests_total", path=CHAT)
-        assert BEFORE + load.ok <= counted <= BEFORE + load.ok + load.failed
+        assert before + load.ok <= counted <= before + load.ok + load.failed
         statuses, _ = asyncio.run(_burst(gw.url, AFTER, children(gw.proc.pid)))
         assert statuses == {200: AFTER}
         assert gw.metric("smg_http_requests_total", path=CHAT) == counted + AFTER
