@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smg import __version__
 from smg.api import (
@@ -44,6 +44,24 @@ def _frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+class _Gateway(FastAPI):
+    """The app, whose pass-through routes (a POST on a path of ``direct``) enter the edge at once when
+    nothing wraps the edge: without tracing, the framework's outer layers (server-error, exception
+    telemetry, body limit) have nothing to do for them, since the edge renders every error before an
+    answer starts and a failure after it reaches the server either way. With tracing on, the server
+    span's instrumentation wraps the whole stack, so every request takes it."""
+
+    _direct_edge: EdgeMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self._direct_edge
+        if edge is not None and scope["type"] == "http" and edge.serves(scope):
+            scope["app"] = self
+            await edge(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, *, context: AppContext | None = None) -> FastAPI:
     """Build the gateway app. Without ``context`` the app builds its own in its lifespan; with one
     (tests, the launcher) the caller owns it. When tracing is on (``context.tracing``, or
@@ -70,7 +88,7 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     # FastAPI's own OpenTelemetry layer stays off: the server span comes from
     # opentelemetry-instrumentation-fastapi (below), and that layer's per-request check of the global
     # providers would cost more than the edge's whole work even with tracing off.
-    app = FastAPI(
+    app = _Gateway(
         title="smg",
         version=__version__,
         lifespan=lifespan,
@@ -110,5 +128,7 @@ def create_app(settings: Settings, *, context: AppContext | None = None) -> Fast
     app.add_middleware(EdgeMiddleware, direct=direct)
     # Now, not in the lifespan: the instrumentation is part of the middleware stack, which is built at
     # the first ASGI event. The lifespan above uses (and shuts down) the provider built here.
-    provider = instrument_app(app, settings, context)
+    provider, traced = instrument_app(app, settings, context)
+    if not traced:
+        app._direct_edge = EdgeMiddleware(app.router, direct=direct)
     return app

@@ -96,17 +96,16 @@ class AppContext:
 
 def instrument_app(
     app: FastAPI, settings: Settings, context: AppContext | None
-) -> OwnedTracerProvider | None:
+) -> tuple[OwnedTracerProvider | None, bool]:
     """Give ``app`` the server-span instrumentation when tracing is on (`smg.observability.tracing_setup`),
     before it serves: with ``context``, as its tracing says; without, as ``settings`` say, and then the
-    tracer provider is built now and returned, for the app's lifespan to pass to `build_context` and
-    shut down (None when tracing is off, or the context owns it)."""
+    tracer provider is built now. Returns the provider built now, for the app's lifespan to pass to
+    `build_context` and shut down (None when tracing is off, or the context owns it), and whether the
+    instrumentation was installed."""
     if context is not None:
-        _instrument_app(app, context.tracing)
-        return None
+        return None, _instrument_app(app, context.tracing)
     provider = configure_tracing(settings.trace)
-    _instrument_app(app, make_tracing(provider))
-    return provider
+    return provider, _instrument_app(app, make_tracing(provider))
 
 
 @contextlib.asynccontextmanager

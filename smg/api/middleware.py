@@ -69,6 +69,10 @@ class EdgeMiddleware:
         self.app = app
         self._direct = direct
 
+    def serves(self, scope: Scope) -> bool:
+        """The request is one of the ``direct`` pass-through routes (a POST on one of their paths)."""
+        return scope["method"] == "POST" and scope["path"] in self._direct
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)

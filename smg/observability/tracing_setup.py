@@ -47,8 +47,8 @@ def configure_tracing(settings: TraceSettings) -> TracerProvider | None:
     return provider
 
 
-def instrument_app(app: FastAPI, tracing: Tracer) -> None:
-    """Install the server-span instrumentation on ``app`` when ``tracing`` is on; nothing otherwise.
+def instrument_app(app: FastAPI, tracing: Tracer) -> bool:
+    """Install the server-span instrumentation on ``app`` when ``tracing`` is on (True); nothing otherwise.
     Call before the app serves its first request (the middleware stack is built then).
 
     The instrumentation reads the semantic-convention choice from ``OTEL_SEMCONV_STABILITY_OPT_IN``
@@ -56,7 +56,7 @@ def instrument_app(app: FastAPI, tracing: Tracer) -> None:
     whose ``url.path`` the edge replaces by the template, rather than the old ones, whose ``http.target``
     and ``http.url`` would keep the raw path)."""
     if not isinstance(tracing, Tracing):
-        return
+        return False
     os.environ.setdefault(SEMCONV_OPT_IN, "http")
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.metrics import NoOpMeterProvider
@@ -68,3 +68,4 @@ def instrument_app(app: FastAPI, tracing: Tracer) -> None:
         excluded_urls=EXCLUDED_URLS,
         exclude_spans=["receive", "send"],
     )
+    return True
