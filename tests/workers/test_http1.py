@@ -212,3 +212,33 @@ async def test_a_control_character_in_a_header_is_refused_before_anything_is_sen
             assert await r.read() == b"ok"
     [head] = heads
     assert b"\r\nX-Test: a\tb\r\n" in head
+
+
+async def test_each_wait_times_out_at_its_own_deadline_on_the_connections_one_timer() -> None:
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while True:
+            writer.write(await chunks.get())
+
+    async with (
+        raw_server(handler) as (url, _),
+        client() as c,
+        asyncio.timeout(5),
+        c.post(_worker(url), "/x", BODY, HEAD, stream=True) as r,
+    ):
+        conn, loop = r._conn, asyncio.get_running_loop()
+        chunks.put_nowait(b"6\r\ndata:1\r\n")
+        await conn.wait(loop.time() + 0.2)  # woken by data:1; its timer stays armed
+        # The next chunk comes after that timer fired: the wait with the later deadline goes on.
+        loop.call_later(0.4, chunks.put_nowait, b"6\r\ndata:2\r\n")
+        await conn.wait(loop.time() + 3)
+        assert list(conn.chunks) == [b"data:1", b"data:2"]
+        with pytest.raises(TimeoutError):  # a deadline before the armed timer's holds
+            await conn.wait(loop.time() + 0.1)
+        chunks.put_nowait(b"6\r\ndata:3\r\n")
+        await conn.wait(loop.time() + 0.2)
+        with pytest.raises(TimeoutError):  # nothing comes: the last timer fires, re-arms, then times out
+            await conn.wait(loop.time() + 0.4)
