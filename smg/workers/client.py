@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -139,21 +139,24 @@ class WorkerClient:
             out["Authorization"] = f"Bearer {worker.api_key}"
         return out
 
-    @asynccontextmanager
-    async def post(
+    def post(
         self, worker: Worker, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool
-    ) -> AsyncIterator[AiohttpResponse | Http1Response]:
-        """POST ``body`` to the worker; yields once the status line and headers arrived.
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """The exchange that POSTs ``body`` to the worker: ``async with`` it; entering returns once the
+        status line and headers arrived.
 
         For a stream the request timeout bounds each read, otherwise the whole exchange.
-        Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError.
+        Entering raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError. A control
+        character in a header raises ValueError before anything is sent.
         """
         if worker.url.startswith("http://"):
-            exchange = self._http1.post(worker, path, body, _head(worker, headers), stream=stream)
-            del body  # the exchange has it until it is sent; a stream lasts as long as its reader is slow
-            async with exchange as r:
-                yield r
-            return
+            return self._http1.post(worker, path, body, _head(worker, headers), stream=stream)
+        return self._aiohttp_post(worker, path, body, headers, stream)
+
+    @asynccontextmanager
+    async def _aiohttp_post(
+        self, worker: Worker, path: str, body: bytes, headers: Mapping[str, str], stream: bool
+    ) -> AsyncIterator[AiohttpResponse]:
         timeout = self._stream_timeout if stream else self._whole_timeout
         with _mapped(worker):
             async with self.session.post(
