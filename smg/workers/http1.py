@@ -21,8 +21,8 @@ KEEPALIVE_SECS = 15.0  # an idle connection is closed after this long (aiohttp's
 class Http1Response:
     """One POST exchange, made by `Http1Client.post`; an async context manager. Entering sends the request
     and returns once the final head arrived (``status`` and ``content_type`` are set, the body is unread);
-    leaving releases the connection. A plain class rather than a generator-based context manager: this is
-    the hot path, and the generator machinery cost more than the exchange's own work."""
+    leaving releases the connection. A plain class rather than a generator-based context manager, and the
+    pool's loop inlined in ``__aenter__``: every layer costs CPU on each request (docs/adr/0009)."""
 
     _conn: Connection  # set on entering
 
@@ -38,17 +38,34 @@ class Http1Response:
         self._deadline = 0.0
 
     async def __aenter__(self) -> Http1Response:
-        """Sends the request. Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError
-        naming the worker."""
-        client = self._client
+        """Sends the request on a pooled connection to the worker or a new one. Raises
+        UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError naming the worker."""
+        client, base, request, stream = self._client, self.worker.url, self._request, self._stream
         loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + client.request_timeout  # the whole exchange (non-streaming)
+        deadline = self._deadline = loop.time() + client.request_timeout  # the whole exchange (non-streaming)
         try:
-            conn = self._conn = await client._exchange(
-                self.worker.url, self._request, loop, self._deadline, self._stream
-            )
+            for fresh in (False, True):
+                conn = None if fresh else client._take(base)
+                if conn is None:
+                    connect = client._connect(base, loop)
+                    conn = await (connect if stream else asyncio.wait_for(connect, client.request_timeout))
+                try:
+                    conn.send(request)
+                    while conn.status == 0:  # no final head yet
+                        if conn.error is not None:
+                            raise conn.error
+                        await conn.wait(loop.time() + client.request_timeout if stream else deadline)
+                    break
+                except BaseException as exc:
+                    client._discard(conn)
+                    # Sent once more on a fresh connection only when a pooled one ended without a byte
+                    # of an answer (docs/adr/0009-lean-worker-client.md says why that is safe).
+                    if not (isinstance(exc, UpstreamConnectError) and conn.reused and not conn.received):
+                        raise
         except _FAILURES as exc:
-            raise _mapped(exc, self.worker.url) from exc
+            raise _mapped(exc, base) from exc
+        assert conn is not None  # the loop ends by its break, with a connection, or raises
+        self._conn = conn
         self._request = b""  # sent: a stream may last as long as its reader is slow
         self.status = conn.status
         self.content_type = conn.content_type
@@ -212,32 +229,6 @@ class Http1Client:
              b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n", head, b"\r\n", body)
         )  # fmt: skip
         return Http1Response(self, worker, request, stream=stream)
-
-    async def _exchange(
-        self, base: str, request: bytes, loop: asyncio.AbstractEventLoop, deadline: float, stream: bool
-    ) -> Connection:
-        """Sends ``request`` on a pooled connection to ``base`` or a new one; returns the connection once
-        the final head arrived (its state READING_BODY or later). Raises UpstreamError, OSError or
-        TimeoutError, unmapped."""
-        for fresh in (False, True):
-            conn = None if fresh else self._take(base)
-            if conn is None:
-                connect = self._connect(base, loop)
-                conn = await (connect if stream else asyncio.wait_for(connect, self.request_timeout))
-            try:
-                conn.send(request)
-                while conn.status == 0:  # no final head yet
-                    if conn.error is not None:
-                        raise conn.error
-                    await conn.wait(loop.time() + self.request_timeout if stream else deadline)
-                return conn
-            except BaseException as exc:
-                self._discard(conn)
-                # Sent once more on a fresh connection only when a pooled one ended without a byte
-                # of an answer (docs/adr/0009-lean-worker-client.md says why that is safe).
-                if not (isinstance(exc, UpstreamConnectError) and conn.reused and not conn.received):
-                    raise
-        raise AssertionError("unreachable: the fresh connection returned or raised")
 
     def close(self) -> None:
         """Closes every connection, idle or busy."""
