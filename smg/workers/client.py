@@ -7,8 +7,8 @@ docs/adr/0002-aiohttp-worker-client.md). Maps transport failures onto the error 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -70,6 +70,9 @@ def _mapped(worker: Worker) -> Iterator[None]:
         raise UpstreamProtocolError(f"worker {url}: {type(exc).__name__}", worker=url) from exc
 
 
+_DEFAULT_LINES = "Accept: */*\r\nAccept-Encoding: identity\r\n"
+
+
 def _head(worker: Worker, headers: Mapping[str, str]) -> bytes:
     """Request header lines for `Http1Client`, the ones aiohttp would send (Host and Content-Length
     are added there), encoded as aiohttp encodes them (UTF-8). Values that come from a client are
@@ -77,16 +80,28 @@ def _head(worker: Worker, headers: Mapping[str, str]) -> bytes:
 
     Raises ValueError for a control character other than tab in a name or value, as aiohttp does.
     """
-    out = {"Accept": "*/*", "Accept-Encoding": "identity", **headers}
-    if "Content-Type" not in out and "content-type" not in out:
-        out["Content-Type"] = "application/octet-stream"
-    if worker.api_key:
-        out["Authorization"] = f"Bearer {worker.api_key}"
-    for k, v in out.items():
+    key = worker.api_key
+    items: Iterable[tuple[str, str]]
+    if "Accept" in headers or "Accept-Encoding" in headers or "Authorization" in headers:
+        # A caller's value takes the default's place (a dict merge keeps the first position).
+        merged = {"Accept": "*/*", "Accept-Encoding": "identity", **headers}
+        if key and "Authorization" in merged:
+            merged["Authorization"] = f"Bearer {key}"
+        items, text = merged.items(), ""
+    else:  # the usual case: the defaults, then the caller's headers
+        items, text = headers.items(), _DEFAULT_LINES
+    extra: list[tuple[str, str]] = []
+    if "Content-Type" not in headers and "content-type" not in headers:
+        extra.append(("Content-Type", "application/octet-stream"))
+    if key and "Authorization" not in headers:
+        extra.append(("Authorization", f"Bearer {key}"))
+    for k, v in (*items, *extra) if extra else items:
+        line = f"{k}: {v}"
         # isprintable() is the fast test; it also refuses tab and some non-ASCII, hence the second one.
-        if not (k.isprintable() and v.isprintable()) and _CONTROL.search(k + v):
+        if not line.isprintable() and _CONTROL.search(line):
             raise ValueError(f"control character in the HTTP header {k!r}")
-    return "".join(f"{k}: {v}\r\n" for k, v in out.items()).encode()
+        text += line + "\r\n"
+    return text.encode()
 
 
 class WorkerClient:
@@ -139,21 +154,24 @@ class WorkerClient:
             out["Authorization"] = f"Bearer {worker.api_key}"
         return out
 
-    @asynccontextmanager
-    async def post(
+    def post(
         self, worker: Worker, path: str, body: bytes, *, headers: Mapping[str, str], stream: bool
-    ) -> AsyncIterator[AiohttpResponse | Http1Response]:
-        """POST ``body`` to the worker; yields once the status line and headers arrived.
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """The exchange that POSTs ``body`` to the worker: ``async with`` it; entering returns once the
+        status line and headers arrived.
 
         For a stream the request timeout bounds each read, otherwise the whole exchange.
-        Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError.
+        Entering raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError. A control
+        character in a header raises ValueError before anything is sent.
         """
         if worker.url.startswith("http://"):
-            exchange = self._http1.post(worker, path, body, _head(worker, headers), stream=stream)
-            del body  # the exchange has it until it is sent; a stream lasts as long as its reader is slow
-            async with exchange as r:
-                yield r
-            return
+            return self._http1.post(worker, path, body, _head(worker, headers), stream=stream)
+        return self._aiohttp_post(worker, path, body, headers, stream)
+
+    @asynccontextmanager
+    async def _aiohttp_post(
+        self, worker: Worker, path: str, body: bytes, headers: Mapping[str, str], stream: bool
+    ) -> AsyncIterator[AiohttpResponse]:
         timeout = self._stream_timeout if stream else self._whole_timeout
         with _mapped(worker):
             async with self.session.post(

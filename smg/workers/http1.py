@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from yarl import URL
 
@@ -20,15 +19,60 @@ KEEPALIVE_SECS = 15.0  # an idle connection is closed after this long (aiohttp's
 
 
 class Http1Response:
-    """An open worker response: the final status and headers arrived, the body has not been read."""
+    """One POST exchange, made by `Http1Client.post`; an async context manager. Entering sends the request
+    and returns once the final head arrived (``status`` and ``content_type`` are set, the body is unread);
+    leaving releases the connection. A plain class rather than a generator-based context manager, and the
+    pool's loop inlined in ``__aenter__``: every layer costs CPU on each request (docs/adr/0009)."""
 
-    def __init__(self, conn: Connection, worker: Worker, read_timeout: float | None, deadline: float) -> None:
-        self._conn = conn
+    _conn: Connection  # set on entering
+
+    def __init__(self, client: Http1Client, worker: Worker, request: bytes, *, stream: bool) -> None:
+        self._client = client
         self.worker = worker
+        self._request = request
+        self._stream = stream
+        self.status = 0
+        self.content_type = "application/json"
+        # per read (streams); else the exchange's ``deadline``
+        self._read_timeout = client.request_timeout if stream else None
+        self._deadline = 0.0
+
+    async def __aenter__(self) -> Http1Response:
+        """Sends the request on a pooled connection to the worker or a new one. Raises
+        UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError naming the worker."""
+        client, base, request, stream = self._client, self.worker.url, self._request, self._stream
+        loop = asyncio.get_running_loop()
+        deadline = self._deadline = loop.time() + client.request_timeout  # the whole exchange (non-streaming)
+        try:
+            for fresh in (False, True):
+                conn = None if fresh else client._take(base)
+                if conn is None:
+                    connect = client._connect(base, loop)
+                    conn = await (connect if stream else asyncio.wait_for(connect, client.request_timeout))
+                try:
+                    conn.send(request)
+                    while conn.status == 0:  # no final head yet
+                        if conn.error is not None:
+                            raise conn.error
+                        await conn.wait(loop.time() + client.request_timeout if stream else deadline)
+                    break
+                except BaseException as exc:
+                    client._discard(conn)
+                    # Sent once more on a fresh connection only when a pooled one ended without a byte
+                    # of an answer (docs/adr/0009-lean-worker-client.md says why that is safe).
+                    if not (isinstance(exc, UpstreamConnectError) and conn.reused and not conn.received):
+                        raise
+        except _FAILURES as exc:
+            raise _mapped(exc, base) from exc
+        assert conn is not None  # the loop ends by its break, with a connection, or raises
+        self._conn = conn
+        self._request = b""  # sent: a stream may last as long as its reader is slow
         self.status = conn.status
         self.content_type = conn.content_type
-        self._read_timeout = read_timeout  # per read (streams); else the exchange's ``deadline``
-        self._deadline = deadline
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._client._release(self.worker.url, self._conn)
 
     async def _next(self) -> bytes | None:
         """The next body bytes (what is buffered, in pieces of about `HIGH_WATER` bytes), or None at the
@@ -59,6 +103,15 @@ class Http1Response:
 
     async def read(self) -> bytes:
         """The whole body. Raises UpstreamError subclasses naming the worker."""
+        c = self._conn
+        if c.complete and c.error is None:  # all of it is buffered already (usual for a small answer)
+            chunks = c.chunks
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            c.buffered = 0
+            if c.paused:
+                c.resume()
+            return body
         parts = []
         try:
             while (data := await self._next()) is not None:
@@ -92,7 +145,7 @@ class Http1Client:
     """Pooled HTTP/1.1 connections per worker origin (at most ``max_idle`` idle ones kept each)."""
 
     def __init__(self, *, request_timeout_secs: float, connect_timeout_secs: float, max_idle: int = 256):
-        self._request_timeout = request_timeout_secs
+        self.request_timeout = request_timeout_secs
         self._connect_timeout = connect_timeout_secs
         self._max_idle = max_idle
         self._idle: dict[str, deque[Connection]] = {}
@@ -132,7 +185,9 @@ class Http1Client:
     def _release(self, base: str, conn: Connection) -> None:
         """Pools ``conn`` when its answer is complete and the worker keeps it alive; closes it otherwise
         (mid-body, broken, condemned, ``Connection: close``, or the pool is full)."""
-        idle = self._idle.setdefault(base, deque())
+        idle = self._idle.get(base)
+        if idle is None:
+            idle = self._idle[base] = deque()
         if conn.state is DONE and conn.keep_alive and len(idle) < self._max_idle:
             conn.to_idle()
             conn.idle_since = conn.loop.time()
@@ -162,51 +217,18 @@ class Http1Client:
         if any(self._idle.values()):
             self._sweeper = loop.call_later(KEEPALIVE_SECS, self._sweep)
 
-    @asynccontextmanager
-    async def post(
-        self, worker: Worker, path: str, body: bytes, head: bytes, *, stream: bool
-    ) -> AsyncIterator[Http1Response]:
-        """POST ``body`` with header lines ``head`` (CRLF-terminated); yields once the final head arrived.
+    def post(self, worker: Worker, path: str, body: bytes, head: bytes, *, stream: bool) -> Http1Response:
+        """The exchange that POSTs ``body`` with header lines ``head`` (CRLF-terminated): ``async with`` it;
+        entering returns once the final head arrived.
 
-        Raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError naming the worker.
+        Entering raises UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError naming the worker.
         """
-        loop = asyncio.get_running_loop()
-        base = worker.url
-        _, _, hostport, prefix = self._origin(base)
-        start = loop.time()
-        deadline = start + self._request_timeout  # the whole exchange (non-streaming)
+        _, _, hostport, prefix = self._origin(worker.url)
         request = b"".join(
             (b"POST ", (prefix + path).encode(), b" HTTP/1.1\r\nHost: ", hostport,
              b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n", head, b"\r\n", body)
         )  # fmt: skip
-        conn = None
-        try:
-            for fresh in (False, True):
-                conn = None if fresh else self._take(base)
-                if conn is None:
-                    connect = self._connect(base, loop)
-                    conn = await (connect if stream else asyncio.wait_for(connect, deadline - start))
-                try:
-                    conn.send(request)
-                    while conn.status == 0:  # no final head yet
-                        if conn.error is not None:
-                            raise conn.error
-                        await conn.wait(loop.time() + self._request_timeout if stream else deadline)
-                    break
-                except BaseException as exc:
-                    self._discard(conn)
-                    # Sent once more on a fresh connection only when a pooled one ended without a byte
-                    # of an answer (docs/adr/0009-lean-worker-client.md says why that is safe).
-                    if not (isinstance(exc, UpstreamConnectError) and conn.reused and not conn.received):
-                        raise
-        except _FAILURES as exc:
-            raise _mapped(exc, worker.url) from exc
-        assert conn is not None
-        del request, body  # sent: a stream may last as long as its reader is slow
-        try:
-            yield Http1Response(conn, worker, self._request_timeout if stream else None, deadline)
-        finally:
-            self._release(base, conn)
+        return Http1Response(self, worker, request, stream=stream)
 
     def close(self) -> None:
         """Closes every connection, idle or busy."""

@@ -55,6 +55,11 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
+        # One timer per connection, not per wait: it is re-armed only when it fires before the deadline
+        # of the wait then current (call_at and cancel cost more than the rest of a wait).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the armed timer fires
+        self._deadline = 0.0  # the current wait's
         self._poll = select.poll()
         self.chunks: deque[bytes] = deque()  # emptied by to_idle(): a pooled connection holds no bytes
         self.buffered = 0
@@ -103,18 +108,42 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         """Any state -> CLOSED."""
         self.state = CLOSED
+        self._cancel_timer()
         if self.transport is not None:
             self.transport.close()
 
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:  # it would keep a closed connection alive until it fires
+            self._timer.cancel()
+            self._timer = None
+
     async def wait(self, deadline: float) -> None:
         """Until the next parser event, the connection's end, or ``deadline`` (loop time): TimeoutError."""
+        self._deadline = deadline
+        timer = self._timer
+        if timer is None or self._timer_at > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
         w = self.waiter = self.loop.create_future()
-        timer = self.loop.call_at(deadline, _expire, w)
         try:
             await w
         finally:
-            timer.cancel()
             self.waiter = None
+
+    def _on_timer(self) -> None:
+        """Times out the wait in progress when this timer was armed for its deadline; a wait with a later
+        deadline re-arms it. With no wait in progress it lapses (the next wait arms one)."""
+        self._timer = None
+        w = self.waiter
+        if w is None or w.done():
+            return
+        if self._deadline <= self._timer_at:
+            w.set_exception(TimeoutError())
+        else:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            self._timer_at = self._deadline
 
     def _fail(self, error: UpstreamError) -> None:
         """Closes the connection; ``error`` is the exchange's unless its answer was already complete."""
@@ -157,6 +186,7 @@ class Connection(asyncio.Protocol):
             cls = UpstreamProtocolError if state is READING_BODY else UpstreamConnectError
             self.error = cls("the connection closed before the response was complete")
         self.state = CLOSED
+        self._cancel_timer()
         self._wake()
 
     # httptools callbacks
@@ -206,8 +236,3 @@ class Connection(asyncio.Protocol):
 
 def _illegal(state: State, to: State) -> RuntimeError:
     return RuntimeError(f"a connection cannot move from {state.value} to {to.value}")
-
-
-def _expire(w: asyncio.Future[None]) -> None:
-    if not w.done():
-        w.set_exception(TimeoutError())

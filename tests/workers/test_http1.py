@@ -8,9 +8,12 @@ import orjson
 import pytest
 
 from smg.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
+from smg.settings import BreakerSettings
 from smg.testing.worker import RunningWorker
 from smg.workers import http1
+from smg.workers.breaker import CircuitBreaker
 from smg.workers.client import WorkerClient
+from smg.workers.worker import Worker
 from tests.workers._raw_http import HEAD, client, raw_server
 from tests.workers._raw_http import read_request as _read_request
 from tests.workers._raw_http import worker as _worker
@@ -212,3 +215,73 @@ async def test_a_control_character_in_a_header_is_refused_before_anything_is_sen
             assert await r.read() == b"ok"
     [head] = heads
     assert b"\r\nX-Test: a\tb\r\n" in head
+
+
+async def test_header_lines_go_out_as_aiohttp_orders_them_with_the_workers_key_over_a_callers() -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            heads.append(await _read_request(reader))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    sent = [
+        {"X-Request-Id": "r1"},
+        {"Content-Type": "application/json", "Accept": "text/plain", "Authorization": "Bearer caller"},
+    ]
+    async with (
+        raw_server(handler) as (url, _),
+        WorkerClient(request_timeout_secs=5) as wc,
+        asyncio.timeout(5),
+    ):
+        keyed = Worker(url, CircuitBreaker(BreakerSettings()), api_key="sk-upstream")
+        for headers in sent:
+            async with wc.post(keyed, "/x", BODY, headers=headers, stream=False) as r:
+                assert await r.read() == b"ok"
+    lines = [head.split(b"\r\n\r\n")[0].split(b"\r\n")[3:] for head in heads]  # past Host, Content-Length
+    assert lines == [
+        [
+            b"Accept: */*",
+            b"Accept-Encoding: identity",
+            b"X-Request-Id: r1",
+            b"Content-Type: application/octet-stream",
+            b"Authorization: Bearer sk-upstream",
+        ],
+        [
+            b"Accept: text/plain",
+            b"Accept-Encoding: identity",
+            b"Content-Type: application/json",
+            b"Authorization: Bearer sk-upstream",
+        ],
+    ]
+
+
+async def test_each_wait_times_out_at_its_own_deadline_on_the_connections_one_timer() -> None:
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while True:
+            writer.write(await chunks.get())
+
+    async with (
+        raw_server(handler) as (url, _),
+        client() as c,
+        asyncio.timeout(5),
+        c.post(_worker(url), "/x", BODY, HEAD, stream=True) as r,
+    ):
+        conn, loop = r._conn, asyncio.get_running_loop()
+        chunks.put_nowait(b"6\r\ndata:1\r\n")
+        await conn.wait(loop.time() + 0.2)  # woken by data:1; its timer stays armed
+        # The next chunk comes after that timer fired: the wait with the later deadline goes on.
+        loop.call_later(0.4, chunks.put_nowait, b"6\r\ndata:2\r\n")
+        await conn.wait(loop.time() + 3)
+        assert list(conn.chunks) == [b"data:1", b"data:2"]
+        with pytest.raises(TimeoutError):  # a deadline before the armed timer's holds
+            await conn.wait(loop.time() + 0.1)
+        chunks.put_nowait(b"6\r\ndata:3\r\n")
+        await conn.wait(loop.time() + 0.2)
+        with pytest.raises(TimeoutError):  # nothing comes: the last timer fires, re-arms, then times out
+            await conn.wait(loop.time() + 0.4)
