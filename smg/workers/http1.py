@@ -41,11 +41,14 @@ class Http1Response:
         """Sends the request on a pooled connection to the worker or a new one. Raises
         UpstreamConnectError, UpstreamTimeout or UpstreamProtocolError naming the worker."""
         client, base, request, stream = self._client, self.worker.url, self._request, self._stream
-        loop = asyncio.get_running_loop()
+        pooled = client._take(base)
+        # A pooled connection's loop is the running one: asking for it costs a system call (getpid) on
+        # Python 3.11.
+        loop = pooled.loop if pooled is not None else asyncio.get_running_loop()
         deadline = self._deadline = loop.time() + client.request_timeout  # the whole exchange (non-streaming)
         try:
             for fresh in (False, True):
-                conn = None if fresh else client._take(base)
+                conn = None if fresh else pooled
                 if conn is None:
                     connect = client._connect(base, loop)
                     conn = await (connect if stream else asyncio.wait_for(connect, client.request_timeout))
