@@ -78,13 +78,22 @@ class Connection(asyncio.Protocol):
     # the exchange, driven by the client
     def send(self, request: bytes) -> None:
         """Starts an exchange (IDLE -> AWAITING_HEAD). Raises RuntimeError unless the connection is idle:
-        one exchange at a time."""
+        one exchange at a time.
+
+        The request is written at the end of the event loop's current step (``call_soon``), not now: the
+        requests of one step (every request whose body arrived in the same batch) reach the workers in
+        one burst, so a worker is woken once per burst rather than once per request (docs/adr/0009).
+        A connection closed before then (cancelled, broken) writes nothing."""
         if self.state is not IDLE:
             raise _illegal(self.state, AWAITING_HEAD)
         self.state = AWAITING_HEAD
         self._begin_exchange()
         assert self.transport is not None
-        self.transport.write(request)
+        self.loop.call_soon(self._write, request)
+
+    def _write(self, request: bytes) -> None:
+        if self.state is not CLOSED and self.transport is not None:  # closed meanwhile: nothing to send
+            self.transport.write(request)
 
     def to_idle(self) -> None:
         """DONE -> IDLE: the complete answer was handed over; from now on any byte condemns it."""

@@ -271,3 +271,28 @@ async def test_a_response_left_before_its_body_ended_closes_its_connection() -> 
             assert await anext(r.iter_chunks()) == b"data:1"
         assert await exchange(c, url, "B") == OK_B
         assert len(conns) == 2
+
+
+async def test_a_request_is_written_at_the_end_of_the_loop_step_and_not_at_all_once_closed() -> None:
+    loop = asyncio.get_running_loop()
+
+    class _Transport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+        def close(self) -> None:
+            pass
+
+    sent, cancelled = http1_conn.Connection(loop), http1_conn.Connection(loop)
+    for conn in (sent, cancelled):
+        conn.transport = _Transport()  # type: ignore[assignment]
+    sent.send(b"POST /a HTTP/1.1\r\n\r\n")
+    cancelled.send(b"POST /b HTTP/1.1\r\n\r\n")
+    assert sent.transport.written == []  # type: ignore[union-attr]  # not yet: at the end of this step
+    cancelled.close()
+    await asyncio.sleep(0)
+    assert sent.transport.written == [b"POST /a HTTP/1.1\r\n\r\n"]  # type: ignore[union-attr]
+    assert cancelled.transport.written == []  # type: ignore[union-attr]
