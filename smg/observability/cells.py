@@ -50,14 +50,19 @@ def gauge_add(child: Gauge) -> Update:
 
 
 def gauge_set(child: Gauge) -> Callable[[int], None]:
-    """``child.set(count)``."""
+    """``child.set(count)``, skipped when the gauge already holds ``count``. The value object keeps the
+    value it last wrote (``_value``; the multiprocess mode's is also in its file, written there when the
+    value was made), so the skipped write would have written what is there. Counts only: an ``int`` has
+    no ``-0.0``, which equals ``0.0`` but is exposed differently."""
     _child(child)
     if child._is_most_recent:
         raise ValueError(f"{child._name}: a mostrecent gauge's value carries a timestamp")
-    write = child._value.set
+    value = child._value
+    write = value.set
 
     def set_(count: int) -> None:
-        write(float(count))
+        if count != value._value:
+            write(float(count))
 
     return set_
 
