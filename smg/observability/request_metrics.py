@@ -48,12 +48,11 @@ class HttpMetrics:
 
     def on_end(self, *, method: str, path: str, status: int, error_code: str, duration: float) -> None:
         try:
+            self._connections(-1.0)
             if method not in HTTP_METHODS:
                 method = "other"
             key = (method, path, status, error_code)
-            updaters = self._ends.get(key) or self._end_updaters(key)
-            self._connections(-1.0)
-            requests, seconds, responses = updaters
+            requests, seconds, responses = self._ends.get(key) or self._end_updaters(key)
             requests(1.0)
             seconds(duration)
             responses(1.0)
