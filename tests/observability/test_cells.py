@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,31 +26,38 @@ GAUGE_STEPS = (
 )  # fmt: skip
 
 
+@dataclass
+class Families:
+    """Where the test's families are registered, and what reads their values back: the registry itself,
+    or in the multiprocess mode a collector of the files they were written to (what the supervisor
+    renders)."""
+
+    registry: CollectorRegistry
+    exposed: CollectorRegistry
+
+
 @pytest.fixture(params=["one_process", "multiprocess"])
-def registry(
+def families(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[CollectorRegistry]:
-    """A registry of the families made in the test; in the multiprocess mode, a collector of the files
-    the values were written to (what the supervisor renders)."""
-    families = CollectorRegistry()
+) -> Iterator[Families]:
+    registry = CollectorRegistry()
     if request.param == "one_process":
-        yield families
+        yield Families(registry, registry)
         return
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     # A serving process picks the value class when prometheus_client is imported, from the variable.
-    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())
-    collected = CollectorRegistry()
-    MultiProcessCollector(collected, path=str(tmp_path))  # type: ignore[no-untyped-call]  # unannotated
-    families.multiprocess = collected  # type: ignore[attr-defined]  # where the test reads from
-    yield families
-    values.ValueClass.close_all_files()  # type: ignore[attr-defined]  # the multiprocess class has it
+    mmaped = values.MultiProcessValue()
+    monkeypatch.setattr(values, "ValueClass", mmaped)
+    exposed = CollectorRegistry()
+    MultiProcessCollector(exposed, path=str(tmp_path))  # type: ignore[no-untyped-call]  # unannotated
+    yield Families(registry, exposed)
+    mmaped.close_all_files()
 
 
-def _samples(registry: CollectorRegistry) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+def _samples(families: Families) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """Sample values by way of writing (``way`` label), each keyed by name and its other labels."""
-    source: CollectorRegistry = getattr(registry, "multiprocess", registry)
     by_way: dict[str, dict[tuple[tuple[str, str], ...], float]] = {"public": {}, "cells": {}}
-    for family in source.collect():
+    for family in families.exposed.collect():
         for s in family.samples:
             if s.name.endswith("_created"):  # when the child was made, not what was written to it
                 continue
@@ -65,9 +73,8 @@ def _same(by_way: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> None:
         assert value == cells[key] or (math.isnan(value) and math.isnan(cells[key])), key
 
 
-def test_counter_gauge_and_histogram_updaters_expose_what_the_public_api_does(
-    registry: CollectorRegistry,
-) -> None:
+def test_counter_gauge_and_histogram_updaters_expose_what_the_public_api_does(families: Families) -> None:
+    registry = families.registry
     counter = Counter("c", "c", ["way"], registry=registry)
     gauge = Gauge("g", "g", ["way"], registry=registry, multiprocess_mode="livesum")
     histogram = Histogram("h", "h", ["way"], buckets=DURATION_BUCKETS, registry=registry)
@@ -89,7 +96,7 @@ def test_counter_gauge_and_histogram_updaters_expose_what_the_public_api_does(
         histogram.labels("public").observe(amount)
         observe(amount)
 
-    by_way = _samples(registry)
+    by_way = _samples(families)
     _same(by_way)
     assert by_way["cells"][(("", "g"),)] == 2.0 and by_way["cells"][(("", "c_total"),)] == 3.5
     # Every bucket got what the public scan gives it (NaN is counted in none: 10 of 11 observations).
