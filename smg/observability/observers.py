@@ -1,107 +1,17 @@
-"""Hook implementations that feed `Metrics`. Each hook is guarded: telemetry never breaks a request."""
+"""Hook implementations that feed `Metrics`. Each hook is guarded: telemetry never breaks a request.
+
+The observers every request runs (`HttpMetrics`, `RouterMetrics`, `WorkerMetrics`) live in modules of
+their own and are re-exported here.
+"""
 
 from __future__ import annotations
 
-from smg.observability.guard import Children as _Children
 from smg.observability.guard import guarded
 from smg.observability.metrics import Metrics
+from smg.observability.request_metrics import HTTP_METHODS as HTTP_METHODS
+from smg.observability.request_metrics import HttpMetrics as HttpMetrics
+from smg.observability.request_metrics import RouterMetrics as RouterMetrics
 from smg.observability.worker_metrics import WorkerMetrics as WorkerMetrics
-
-# The methods of RFC 9110 and PATCH (RFC 5789) keep their name as the `method` label; any other token a
-# client sends (WebDAV's PROPFIND, made-up ones) is `other`. The label is recorded before authentication.
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-
-
-class HttpMetrics:
-    """`smg.api.middleware.HttpObserver`, the admission's and the key ring's observer, backed by
-    Prometheus metrics."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._m = metrics
-        self._requests = _Children(metrics.http_requests)
-        self._duration = _Children(metrics.http_duration)
-        self._responses = _Children(metrics.http_responses)
-        self._decisions = _Children(metrics.http_rate_limit)
-        self._keys = _Children(metrics.http_key_rate_limit)
-
-    @guarded
-    def on_start(self) -> None:
-        self._m.http_connections.inc()
-
-    @guarded
-    def on_end(self, *, method: str, path: str, status: int, error_code: str, duration: float) -> None:
-        m = self._m
-        path = m.path_label(path)
-        if method not in HTTP_METHODS:
-            method = "other"
-        m.http_connections.dec()
-        self._requests(method, path).inc()
-        self._duration(method, path).observe(duration)
-        self._responses(path, str(status), error_code).inc()
-
-    @guarded
-    def on_admission(self, decision: str) -> None:
-        self._decisions(decision).inc()
-
-    @guarded
-    def on_rate_limited(self, key: str) -> None:
-        """`smg.keys.ring.KeyObserver`: a request over its key's ``rpm`` (``key``: the key's name, never
-        the key)."""
-        self._decisions("rpm_rejected").inc()
-        self._keys(self._m.key_label(key)).inc()
-
-    @guarded
-    def on_queue(self, *, queued: int, inflight: int) -> None:
-        self._m.admission_queue_depth.set(queued)
-        self._m.admission_inflight.set(inflight)
-
-
-class RouterMetrics:
-    """`smg.routing.chat.RouterObserver` backed by Prometheus metrics (HTTP router; ``endpoint`` is the
-    label of the routes it records: ``chat`` or ``responses``)."""
-
-    def __init__(self, metrics: Metrics, *, endpoint: str = "chat") -> None:
-        self._m = metrics
-        self._endpoint = endpoint
-        self._requests = _Children(metrics.router_requests)
-        self._duration = _Children(metrics.router_duration)
-        self._stages = _Children(metrics.router_stage)
-        self._ttft = _Children(metrics.router_ttft)
-        self._tpot = _Children(metrics.router_tpot)
-        self._tokens = _Children(metrics.router_tokens)
-
-    @guarded
-    def on_routed(self, model: str, *, streaming: bool, duration: float, error_code: str | None) -> None:
-        m = self._m
-        model_label = m.model_label(model)
-        if model_label is None or error_code == "model_not_found":  # no worker serves it: not routed
-            return
-        labels = ("http", model_label, self._endpoint, "true" if streaming else "false")
-        self._requests(*labels).inc()
-        self._duration(*labels).observe(duration)
-        if error_code is not None:
-            m.router_errors.labels(*labels, m.error_label(error_code)).inc()
-
-    @guarded
-    def on_generation(
-        self, model: str, *, ttft: float | None, tpot: float | None, tokens: tuple[int, int] | None
-    ) -> None:
-        m = self._m
-        model_label = m.model_label(model)
-        if model_label is None:  # the worker that answered was removed since: keep labels bounded
-            return
-        if ttft is not None:
-            self._ttft(model_label).observe(ttft)
-        if tpot is not None:
-            self._tpot(model_label).observe(tpot)
-        if tokens is not None:
-            self._tokens(model_label, "input").inc(tokens[0])
-            self._tokens(model_label, "output").inc(tokens[1])
-
-    @guarded
-    def on_stage(self, stage: str, duration: float) -> None:
-        self._stages(stage).observe(duration)
-
 
 _BREAKER_VALUES = {"closed": 0, "open": 1, "half_open": 2}
 

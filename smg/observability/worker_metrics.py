@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from smg.observability.guard import Children, guarded
+import logging
+
+from smg.observability.cells import counter_add, gauge_set, histogram_observe
+from smg.observability.guard import HOOK_FAILED, Children, guarded
 from smg.observability.metrics import Metrics
 from smg.workers.breaker import BreakerState
+
+log = logging.getLogger("smg.observability")  # the telemetry guard's, as `guarded` logs
 
 
 class WorkerMetrics:
@@ -12,35 +17,44 @@ class WorkerMetrics:
 
     Per-worker series exist for the registered workers only: the pool's membership (``on_pool_changed``)
     says which; a worker that left loses every series labelled with it, and a late report about it (a
-    request that was in flight, its breaker) is not recorded."""
+    request that was in flight, its breaker) is not recorded.
+
+    The hooks every request runs (selection, attempt, its end) write through the updaters of
+    `smg.observability.cells` and carry their guard inline."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._m = metrics
-        self._selection = Children(metrics.worker_selection)
-        self._active = Children(metrics.worker_active)
-        self._select_stage = metrics.router_stage.labels("select")
+        self._selection = Children(metrics.worker_selection, counter_add)
+        self._active = Children(metrics.worker_active, gauge_set)
+        self._select_stage = histogram_observe(metrics.router_stage.labels("select"))
         self._live: dict[str, str] = {}  # registered worker URL -> its label value
 
-    @guarded
     def on_selected(self, policy: str, worker: str, *, duration: float) -> None:
-        w = self._live.get(worker)
-        if w is not None:
-            self._selection(policy, w).inc()
-        self._select_stage.observe(duration)
+        try:
+            w = self._live.get(worker)
+            if w is not None:
+                self._selection(policy, w)(1.0)
+            self._select_stage(duration)
+        except Exception:  # the telemetry guard: a metrics bug must never fail a request
+            log.exception(HOOK_FAILED, "on_selected")
 
-    @guarded
     def on_attempt(self, worker: str, *, active: int) -> None:
-        w = self._live.get(worker)
-        if w is not None:
-            self._active(w).set(active)
+        try:
+            w = self._live.get(worker)
+            if w is not None:
+                self._active(w)(active)
+        except Exception:  # the telemetry guard
+            log.exception(HOOK_FAILED, "on_attempt")
 
-    @guarded
     def on_attempt_done(self, worker: str, *, active: int, error_type: str | None) -> None:
-        w = self._live.get(worker)
-        if w is not None:
-            self._active(w).set(active)
-        if error_type is not None:
-            self._m.worker_errors.labels(error_type).inc()
+        try:
+            w = self._live.get(worker)
+            if w is not None:
+                self._active(w)(active)
+            if error_type is not None:
+                self._m.worker_errors.labels(error_type).inc()
+        except Exception:  # the telemetry guard
+            log.exception(HOOK_FAILED, "on_attempt_done")
 
     @guarded
     def on_retry(self, *, delay_secs: float, error_type: str) -> None:
