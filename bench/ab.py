@@ -12,11 +12,15 @@ must share its installed dependencies.
 stored, with `store: false`, and streamed), each run right after its chat counterpart, and prints per
 tree the paired Responses minus chat figure. With one tree (`python -m bench.ab smg=. --responses`) it
 measures that tree alone.
+
+`--c64` measures the layout of `bench.scaling` instead: nothing pinned (the gateways, the worker and wrk
+share every core), the non-streaming chat request at c=64 (scenario ``c64``), one serving process each.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -38,32 +42,47 @@ WITH_RESPONSES = (
     ("resp_stream16", RESPONSES, "responses_stream.lua"),
 )
 PAIRS = (("resp16", "c16"), ("resp_nostore16", "c16"), ("resp_stream16", "stream16"))
+UNPINNED = (("c64", CHAT, "chat.lua"),)
 
 
-def _gateway(name: str, tree: Path, worker: str, logs: Path) -> Proc:
+def _conns(scenario: str) -> int:
+    """The connections of a scenario: the number its name ends with (``c16``, ``c64``, ``stream16``)."""
+    digits = re.search(r"\d+$", scenario)
+    assert digits is not None, scenario
+    return int(digits.group())
+
+
+def _gateway(name: str, tree: Path, worker: str, logs: Path, *, core: int | None) -> Proc:
     args = [sys.executable, "-m", "smg", "--host", "127.0.0.1", "--port", "0", "--worker-urls", worker]
     args += ["--prometheus-port", "0", "--log-level", "warning"]
     # `python -m smg` imports the package of its working directory first: the tree under test.
     proc = start(
-        name, ["env", "-C", str(tree), *args], core=1, ready_prefix="smg listening on", log=logs / name
+        name, ["env", "-C", str(tree), *args], core=core, ready_prefix="smg listening on", log=logs / name
     )
     wait_http(proc.url + "/v1/chat/completions", body=CHAT_PROBE, timeout=20)
     return proc
 
 
-def _cpu_per_request(wrk: str, proc: Proc, path: str, script: str, seconds: float) -> float:
+def _cpu_per_request(
+    wrk: str, proc: Proc, scenario: tuple[str, str, str], seconds: float, *, core: int | None
+) -> float:
+    name, path, script = scenario
     before = cpu_seconds(proc.pid)
-    result = run_wrk(wrk, proc.url + path, script=BENCH / script, conns=16, seconds=seconds, core=0)
+    result = run_wrk(
+        wrk, proc.url + path, script=BENCH / script, conns=_conns(name), seconds=seconds, core=core
+    )
     if result.errors or not result.requests:
         raise RuntimeError(f"{proc.name}: {result.errors} errors in {result.requests} requests")
     return (cpu_seconds(proc.pid) - before) / result.requests * 1e6
 
 
 def run(
-    trees: dict[str, Path], rounds: int, seconds: float, *, responses: bool = False
+    trees: dict[str, Path], rounds: int, seconds: float, *, responses: bool = False, pinned: bool = True
 ) -> dict[str, dict[str, list[float]]]:
-    """CPU per request (us) of each tree, per scenario, one figure per round."""
-    scenarios = WITH_RESPONSES if responses else SCENARIOS
+    """CPU per request (us) of each tree, per scenario, one figure per round. ``pinned`` False: the
+    unpinned c=64 layout (`UNPINNED`)."""
+    scenarios = (WITH_RESPONSES if responses else SCENARIOS) if pinned else UNPINNED
+    load_core, gateway_core = (0, 1) if pinned else (None, None)
     wrk, why = ensure_wrk()
     if wrk is None:
         raise SystemExit(f"bench.ab: {why}")
@@ -71,25 +90,26 @@ def run(
     worker = start(
         "worker",
         [sys.executable, "-m", "bench.fastworker", "--host", "127.0.0.1", "--port", "0"],
-        core=0,
+        core=load_core,
         ready_prefix="FASTWORKER_READY",
         log=logs / "worker",
     )
     procs: dict[str, Proc] = {}
     try:
         for name, tree in trees.items():
-            procs[name] = _gateway(name, tree, worker.url, logs)
+            procs[name] = _gateway(name, tree, worker.url, logs, core=gateway_core)
             if responses:
                 check_responses(procs[name].url)
         for proc in procs.values():  # warm-up
-            for _, path, script in scenarios:
-                _cpu_per_request(wrk, proc, path, script, 1)
+            for scenario in scenarios:
+                _cpu_per_request(wrk, proc, scenario, 1, core=load_core)
         cpu: dict[str, dict[str, list[float]]] = {n: {s: [] for s, _, _ in scenarios} for n in procs}
         for r in range(rounds):
             order = list(procs) if r % 2 == 0 else list(reversed(procs))
-            for scenario, path, script in scenarios:
+            for scenario in scenarios:
                 for name in order:
-                    cpu[name][scenario].append(_cpu_per_request(wrk, procs[name], path, script, seconds))
+                    figure = _cpu_per_request(wrk, procs[name], scenario, seconds, core=load_core)
+                    cpu[name][scenario[0]].append(figure)
             print(r, {n: {s: round(v[-1], 1) for s, v in d.items()} for n, d in cpu.items()}, flush=True)
         return cpu
     finally:
@@ -134,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds (default 12)")
     parser.add_argument("--seconds", type=float, default=3, help="seconds per wrk run (default 3)")
     parser.add_argument("--responses", action="store_true", help="add the Responses API scenarios")
+    parser.add_argument("--c64", action="store_true", help="unpinned, non-streaming chat at c=64 only")
     args = parser.parse_args(argv)
+    if args.c64 and args.responses:
+        parser.error("--c64 and --responses do not combine")
     if len(args.trees) > 2:
         parser.error("one or two trees")
     trees = {}
@@ -143,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         if not sep or not (Path(tree) / "smg" / "__main__.py").is_file():
             parser.error(f"{item!r}: expected NAME=TREE, TREE holding smg/")
         trees[name] = Path(tree).resolve()
-    print(report(run(trees, args.rounds, args.seconds, responses=args.responses)))
+    print(report(run(trees, args.rounds, args.seconds, responses=args.responses, pinned=not args.c64)))
 
 
 if __name__ == "__main__":

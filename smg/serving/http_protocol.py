@@ -55,21 +55,20 @@ class CoalescingTransport:
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._held: bytes | None = None
+        self._held: list[bytes] = []
 
     def write(self, data: bytes) -> None:
         held = self._held
-        if held is None:
-            self._held = bytes(data)
+        if not held:
             self._loop.call_soon(self.flush)
-        else:
-            self._held = held + data
+        # Held past this call, so never a buffer the caller may change (a transport copies those too).
+        held.append(data if type(data) is bytes else bytes(data))
 
     def flush(self) -> None:
         held = self._held
-        if held is not None:
-            self._held = None
-            self._transport.write(held)
+        if held:
+            self._held = []
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def close(self) -> None:
         self.flush()

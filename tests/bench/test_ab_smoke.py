@@ -61,3 +61,32 @@ def test_a_tree_without_the_package_is_refused() -> None:
         check=False,
     )
     assert done.returncode == 2 and "expected NAME=TREE, TREE holding smg/" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_the_unpinned_c64_layout_reports_its_one_scenario() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.ab",
+            f"a={REPO}",
+            f"b={REPO}",
+            "--c64",
+            "--rounds",
+            "1",
+            "--seconds",
+            "1",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith(("a c64 ", "b c64 ")) for line in lines) == 2
+    assert not any(" c16 " in line or "stream16" in line for line in lines)
+    assert any(line.startswith("b - a c64: median ") for line in lines)

@@ -50,3 +50,15 @@ async def test_close_sends_what_is_held_first_and_the_rest_is_passed_through() -
     await asyncio.sleep(0)  # the scheduled flush finds nothing left
     assert real.writes == [b"last answer"]
     assert transport.get_extra_info("peername") == "info:peername"
+
+
+async def test_many_writes_of_one_step_leave_once_and_a_buffer_changed_after_its_write_is_not() -> None:
+    real = _Recording()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    buffer = bytearray(b"chunk-0;")
+    transport.write(buffer)  # type: ignore[arg-type]
+    buffer[:] = b"CHANGED;"
+    for i in range(1, 1000):
+        transport.write(f"chunk-{i};".encode())
+    await asyncio.sleep(0)
+    assert real.writes == ["".join(f"chunk-{i};" for i in range(1000)).encode()]
