@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import orjson
 import pytest
@@ -193,14 +194,23 @@ async def test_a_large_body_read_slowly_arrives_whole() -> None:
         assert len(conns) == 1
 
 
-async def test_a_control_character_in_a_header_is_refused_before_anything_is_sent_and_a_tab_is_kept() -> None:
-    heads: list[bytes] = []
+def _answering_ok(
+    heads: list[bytes],
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A raw worker that answers every request ``ok`` and keeps each request's head in ``heads``."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             heads.append(await _read_request(reader))
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             await writer.drain()
+
+    return handler
+
+
+async def test_a_control_character_in_a_header_is_refused_before_anything_is_sent_and_a_tab_is_kept() -> None:
+    heads: list[bytes] = []
+    handler = _answering_ok(heads)
 
     async with (
         raw_server(handler) as (url, _),
@@ -219,12 +229,7 @@ async def test_a_control_character_in_a_header_is_refused_before_anything_is_sen
 
 async def test_header_lines_go_out_as_aiohttp_orders_them_with_the_workers_key_over_a_callers() -> None:
     heads: list[bytes] = []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            heads.append(await _read_request(reader))
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
+    handler = _answering_ok(heads)
 
     sent = [
         {"X-Request-Id": "r1"},
